@@ -1,0 +1,4 @@
+//! skiff-core: the Kubernetes API machinery Skiff needs, with no I/O and no async.
+//!
+//! Everything here is a plain function over data (`serde_json::Value` objects and the
+//! `k8s-openapi` types), so it is unit-tested without sockets, tokio or a store.
