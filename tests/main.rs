@@ -1,1 +1,10 @@
-//! Placeholder
+//! Skiff's integration tests, one binary, modules by area and tier (t00 basics … t90 regressions).
+//! They start real `skiff` processes (build it first: `cargo build -p skiff`; `ops/test` does).
+
+mod t00_tidy;
+mod t10_store;
+mod t20_failover;
+mod t30_restart;
+mod t40_membership;
+mod t50_watch;
+mod t60_fencing;

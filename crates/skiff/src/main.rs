@@ -1,2 +1,72 @@
-//! Placeholder
-fn main() {}
+//! `skiff`: the one Skiff binary. Subcommands: `server` (a control-plane member), `cluster`
+//! (membership operations against any member), `bench` (measuring tools).
+//!
+//! This is the only crate that reads flags, the environment and files, and the only one that
+//! installs the tracing subscriber; components receive plain config structs.
+
+mod bench;
+mod cluster_cmd;
+mod endpoints;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "skiff",
+    version,
+    about = "Skiff: a Kubernetes-compatible orchestrator in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a control-plane member (creates a cluster with --init, joins one with --join).
+    Server(server::Args),
+    /// Show and change the control plane's membership.
+    Cluster(cluster_cmd::Args),
+    /// Measure Skiff (and compare it with peers) on this machine.
+    Bench(bench::Args),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Cluster(args) => cluster_cmd::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

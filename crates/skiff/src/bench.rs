@@ -1,0 +1,39 @@
+//! `skiff bench`: programs that measure Skiff and print figures (never timed assertions).
+//!
+//! Every bench starts what it measures itself (local members on loopback in temporary
+//! directories, with fsync on) and removes it afterwards, also on failure and Ctrl-C.
+
+mod etcd;
+mod failover;
+mod local;
+mod stats;
+mod store;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Write and linearizable-read throughput and latency of the replicated store.
+    Store(store::Args),
+    /// Write unavailability when the leader is killed, and a check that no write was lost.
+    Failover(failover::Args),
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let work = async move {
+        match args.command {
+            Command::Store(a) => store::run(a).await,
+            Command::Failover(a) => failover::run(a).await,
+        }
+    };
+    // Ctrl-C drops the bench future, whose guards kill every process and remove every
+    // directory it started.
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; cleaned up"),
+    }
+}

@@ -1,0 +1,134 @@
+//! `skiff server`: runs one control-plane member until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use skiff_store::Config;
+use skiff_store::node::{self, Start};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Create a new cluster with this member as its first member (prints a join token).
+    #[arg(long, conflicts_with = "join")]
+    pub init: bool,
+    /// Join the cluster of the member at this peer address (repeatable).
+    #[arg(long, value_name = "PEER_ADDR")]
+    pub join: Vec<String>,
+    /// The join token printed by `--init` (or in a member's <data-dir>/token).
+    #[arg(long, env = "SKIFF_TOKEN", requires = "join")]
+    pub token: Option<String>,
+    /// This member's unique name (lowercase letters, digits, '-'). Defaults to the host name.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value_os_t = crate::endpoints::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Where to listen for peers and the KV/admin services.
+    #[arg(long, default_value = "0.0.0.0:2380")]
+    pub peer_listen: String,
+    /// The address other members reach this one at; defaults to the listen address (with
+    /// 127.0.0.1 for an unspecified host).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat_ms: u64,
+    #[arg(long, default_value_t = 300)]
+    pub election_min_ms: u64,
+    #[arg(long, default_value_t = 600)]
+    pub election_max_ms: u64,
+    /// Build a snapshot after this many log entries (then purge older log entries).
+    #[arg(long, default_value_t = 20_000)]
+    pub snapshot_after_logs: u64,
+    /// Log entries kept behind the latest snapshot.
+    #[arg(long, default_value_t = 2_000)]
+    pub logs_kept: u64,
+    /// Keep at least this much history for watches and reads at past revisions.
+    #[arg(long, default_value_t = 300)]
+    pub history_window_secs: u64,
+    #[arg(long, default_value_t = 30)]
+    pub compaction_interval_secs: u64,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_else(|_| "skiff".into())
+}
+
+pub fn store_config(args: &Args, listen: std::net::SocketAddr) -> Config {
+    let advertise = args.advertise.clone().unwrap_or_else(|| {
+        if listen.ip().is_unspecified() {
+            format!("127.0.0.1:{}", listen.port())
+        } else {
+            listen.to_string()
+        }
+    });
+    Config {
+        data_dir: args.data_dir.clone(),
+        name: args.name.clone().unwrap_or_else(host_name),
+        advertise_addr: advertise,
+        heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
+        election_timeout_min: Duration::from_millis(args.election_min_ms),
+        election_timeout_max: Duration::from_millis(args.election_max_ms),
+        snapshot_after_logs: args.snapshot_after_logs,
+        logs_kept_after_snapshot: args.logs_kept,
+        history_window: Duration::from_secs(args.history_window_secs),
+        compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
+        ..Config::default()
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started_at = std::time::Instant::now();
+    let listener = tokio::net::TcpListener::bind(&args.peer_listen)
+        .await
+        .with_context(|| format!("binding the peer port {}", args.peer_listen))?;
+    let config = store_config(&args, listener.local_addr()?);
+    let mode = if args.init {
+        Start::Init
+    } else if !args.join.is_empty() {
+        Start::Join {
+            peers: args.join.clone(),
+            token: args.token.clone().context("--join needs --token")?,
+        }
+    } else {
+        Start::Existing
+    };
+    let registry = prometheus::Registry::new();
+    let started = node::start(config.clone(), listener, mode, Some(&registry)).await?;
+    let store = started.store;
+    eprintln!(
+        "skiff member {} (id {}) of cluster {} serving peers on {} ({} ms)",
+        store.name(),
+        store.member_id(),
+        store.cluster_id(),
+        config.advertise_addr,
+        started_at.elapsed().as_millis()
+    );
+    if started.created {
+        println!("Created a new cluster. Add members with:");
+        println!(
+            "  skiff server --join {} --token {} --name <name> --data-dir <dir> --peer-listen <addr>",
+            config.advertise_addr, started.token
+        );
+    }
+    wait_for_signal().await;
+    eprintln!("shutting down");
+    store.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
