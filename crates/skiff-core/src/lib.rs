@@ -4,5 +4,7 @@
 //! `k8s-openapi` types), so it is unit-tested without sockets, tokio or a store.
 
 pub mod field;
+pub mod names;
 pub mod registry;
+pub mod selector;
 pub mod status;
