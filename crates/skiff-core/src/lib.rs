@@ -8,3 +8,4 @@ pub mod names;
 pub mod registry;
 pub mod selector;
 pub mod status;
+pub mod strict;
