@@ -10,3 +10,4 @@ pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod strict;
+pub mod validation;
