@@ -267,3 +267,270 @@ fn deployment_errors() {
         2
     );
 }
+
+fn service() -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+           "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+}
+
+#[test]
+fn service_errors() {
+    let base = service();
+    assert!(messages("", "Service", base.clone()).is_empty());
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            with(&base, "/spec/ports", json!([])),
+            vec!["spec.ports: Required value"],
+        ),
+        (
+            with(&base, "/spec/ports", json!([{"port": 80}, {"port": 443}])),
+            vec![
+                "spec.ports[0].name: Required value",
+                "spec.ports[1].name: Required value",
+            ],
+        ),
+        (
+            with(
+                &base,
+                "/spec/ports",
+                json!([{"name": "a", "port": 80}, {"name": "b", "port": 80}]),
+            ),
+            vec!["spec.ports[1]: Duplicate value: \"80/TCP\""],
+        ),
+        (
+            with(&base, "/spec/ports/0/nodePort", json!(30080)),
+            vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"],
+        ),
+        (
+            with(
+                &with(&base, "/spec/type", json!("NodePort")),
+                "/spec/ports/0/nodePort",
+                json!(80),
+            ),
+            vec![
+                "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
+            ],
+        ),
+        (
+            with(&base, "/spec/type", json!("Magic")),
+            vec![
+                "spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"NodePort\", \"LoadBalancer\", \"ExternalName\"",
+            ],
+        ),
+        (
+            with(&base, "/spec/clusterIP", json!("10.43.0.999")),
+            vec![
+                "spec.clusterIP: Invalid value: \"10.43.0.999\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ],
+        ),
+        (
+            with(&base, "/spec/externalTrafficPolicy", json!("Local")),
+            vec![
+                "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set when `type` is 'NodePort' or 'LoadBalancer'",
+            ],
+        ),
+        (
+            with(&base, "/metadata/name", json!("1web")),
+            vec![
+                "metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name' or 'abc-123')",
+            ],
+        ),
+        (
+            with(&base, "/spec/ports/0/targetPort", json!("http_port")),
+            vec![
+                "spec.ports[0].targetPort: Invalid value: \"http_port\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+            ],
+        ),
+    ];
+    for (object, expected) in cases {
+        assert_eq!(messages("", "Service", object), expected);
+    }
+    let headless = with(
+        &with(&base, "/spec/ports", json!([])),
+        "/spec/clusterIP",
+        json!("None"),
+    );
+    assert!(messages("", "Service", headless).is_empty());
+    let external = json!({"metadata": {"name": "ext", "namespace": "default"}, "spec": {"type": "ExternalName"}});
+    assert_eq!(
+        messages("", "Service", external),
+        vec!["spec.externalName: Required value"]
+    );
+}
+
+#[test]
+fn ingress_errors() {
+    let base = json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"rules": [{"host": "example.com", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
+    assert!(messages("networking.k8s.io", "Ingress", base.clone()).is_empty());
+    let path = "/spec/rules/0/http/paths/0";
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            with(&base, &format!("{path}/pathType"), Value::Null),
+            vec![
+                "spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified",
+            ],
+        ),
+        (
+            with(&base, &format!("{path}/pathType"), json!("Regex")),
+            vec![
+                "spec.rules[0].http.paths[0].pathType: Unsupported value: \"Regex\": supported values: \"Exact\", \"ImplementationSpecific\", \"Prefix\"",
+            ],
+        ),
+        (
+            with(&base, &format!("{path}/path"), json!("api")),
+            vec![
+                "spec.rules[0].http.paths[0].path: Invalid value: \"api\": must be an absolute path",
+            ],
+        ),
+        (
+            with(
+                &base,
+                &format!("{path}/backend/service/port"),
+                json!({"name": "http", "number": 80}),
+            ),
+            vec![
+                "spec.rules[0].http.paths[0].backend.service.port: Invalid value: \"\": cannot set both port name & port number",
+            ],
+        ),
+        (
+            with(&base, &format!("{path}/backend/service/name"), json!("")),
+            vec!["spec.rules[0].http.paths[0].backend.service.name: Required value"],
+        ),
+        (
+            with(&base, "/spec/rules/0/http/paths", json!([])),
+            vec!["spec.rules[0].http.paths: Required value"],
+        ),
+        (
+            with(&base, "/spec/rules/0/host", json!("10.0.0.1")),
+            vec![
+                "spec.rules[0].host: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address",
+            ],
+        ),
+    ];
+    for (object, expected) in cases {
+        assert_eq!(messages("networking.k8s.io", "Ingress", object), expected);
+    }
+    let wildcard = with(&base, "/spec/rules/0/host", json!("*.example.com"));
+    assert!(messages("networking.k8s.io", "Ingress", wildcard).is_empty());
+}
+
+#[test]
+fn job_and_cron_job_errors() {
+    let job = json!({"metadata": {"name": "pi", "namespace": "default"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl"}]}}}});
+    let mut created = job.clone();
+    defaults::apply("batch", "Job", &mut created);
+    defaults::job_selector(&mut created, "uid-1");
+    assert!(validate_create(&resource("batch", "Job"), &created).is_empty());
+    let always = with(
+        &created,
+        "/spec/template/spec/restartPolicy",
+        json!("Always"),
+    );
+    assert_eq!(
+        validate_create(&resource("batch", "Job"), &always)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+        ]
+    );
+    assert_eq!(
+        messages("batch", "Job", job),
+        vec!["spec.selector: Required value"]
+    );
+
+    let cron = json!({"metadata": {"name": "tick", "namespace": "default"}, "spec": {"schedule": "*/5 * * * *",
+        "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+    assert!(messages("batch", "CronJob", cron.clone()).is_empty());
+    let schedules = [
+        ("@hourly", None),
+        ("0 0 * * MON-FRI", None),
+        ("0 0 ? * sun", None),
+        ("@every 1h30m", None),
+        (
+            "* * * *",
+            Some("expected exactly 5 fields, found 4: * * * *"),
+        ),
+        ("61 * * * *", Some("minute value 61 out of range (0-59)")),
+        (
+            "*/0 * * * *",
+            Some("step of range should be a positive number: */0"),
+        ),
+        (
+            "TZ=UTC 0 0 * * *",
+            Some("cannot use TZ or CRON_TZ in schedule, use timeZone field instead"),
+        ),
+        (
+            "@fortnightly",
+            Some("unrecognized descriptor: @fortnightly"),
+        ),
+        (
+            "5-1 * * * *",
+            Some("beginning of range (5) beyond end of range (1): 5-1"),
+        ),
+    ];
+    for (schedule, reason) in schedules {
+        let got = messages(
+            "batch",
+            "CronJob",
+            with(&cron, "/spec/schedule", json!(schedule)),
+        );
+        match reason {
+            None => assert!(got.is_empty(), "{schedule}: {got:?}"),
+            Some(reason) => assert_eq!(
+                got,
+                vec![format!(
+                    "spec.schedule: Invalid value: {}: {reason}",
+                    field::quote(schedule)
+                )]
+            ),
+        }
+    }
+    let long_name = with(&cron, "/metadata/name", json!("c".repeat(53)));
+    assert_eq!(messages("batch", "CronJob", long_name).len(), 1);
+}
+
+#[test]
+fn config_and_scope_errors() {
+    let config_map = json!({"metadata": {"name": "cfg", "namespace": "default"}, "data": {"ok.key": "1", "bad key": "2"}, "binaryData": {"ok.key": "eA=="}});
+    assert_eq!(
+        messages("", "ConfigMap", config_map),
+        vec![
+            "data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name', 'KEY_NAME' or 'key-name')",
+            "binaryData[ok.key]: Invalid value: \"ok.key\": duplicate of key present in another data map",
+        ]
+    );
+    let tls = json!({"metadata": {"name": "t", "namespace": "default"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}});
+    assert_eq!(
+        messages("", "Secret", tls),
+        vec!["data[tls.key]: Required value"]
+    );
+    let claim = json!({"metadata": {"name": "c", "namespace": "default"}, "spec": {}});
+    assert_eq!(
+        messages("", "PersistentVolumeClaim", claim),
+        vec![
+            "spec.accessModes: Required value: at least 1 access mode is required",
+            "spec.resources[storage]: Required value",
+        ]
+    );
+    let node = json!({"metadata": {"name": "n1", "namespace": "default"}});
+    assert_eq!(
+        messages("", "Node", node),
+        vec!["metadata.namespace: Forbidden: not allowed on this type"]
+    );
+    let namespace = json!({"metadata": {"name": "team.a"}});
+    assert_eq!(messages("", "Namespace", namespace).len(), 1);
+    let role = json!({"metadata": {"name": "system:reader", "namespace": "default"}, "rules": [{"apiGroups": [""], "resources": ["pods"]}]});
+    assert_eq!(
+        messages("rbac.authorization.k8s.io", "Role", role),
+        vec!["rules[0].verbs: Required value: verbs must contain at least one value"]
+    );
+    let hpa = json!({"metadata": {"name": "h", "namespace": "default"}, "spec": {"minReplicas": 3, "maxReplicas": 2, "scaleTargetRef": {"kind": "Deployment", "name": "web"}}});
+    assert_eq!(
+        messages("autoscaling", "HorizontalPodAutoscaler", hpa),
+        vec!["spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`"]
+    );
+}

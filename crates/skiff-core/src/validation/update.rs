@@ -224,3 +224,6 @@ fn persistent_volume_claim(errors: &mut Vec<Error>, new: &Value, old: &Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
