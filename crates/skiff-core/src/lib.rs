@@ -10,4 +10,5 @@ pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod strict;
+pub mod table;
 pub mod validation;
