@@ -152,12 +152,11 @@ fn service(object: &mut Value) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
-        if let Some(client_ip) =
+    if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP")
+        && let Some(client_ip) =
             ensure(spec, "sessionAffinityConfig").and_then(|c| ensure(c, "clientIP"))
-        {
-            set(client_ip, "timeoutSeconds", json!(10800));
-        }
+    {
+        set(client_ip, "timeoutSeconds", json!(10800));
     }
     if service_type != "ExternalName" {
         set(spec, "ipFamilies", json!(["IPv4"]));
@@ -179,10 +178,8 @@ fn service(object: &mut Value) {
             Some(Value::String(text)) => text.is_empty(),
             Some(_) => false,
         };
-        if unset {
-            if let Some(number) = port.get("port").cloned() {
-                port.insert("targetPort".into(), number);
-            }
+        if unset && let Some(number) = port.get("port").cloned() {
+            port.insert("targetPort".into(), number);
         }
     }
 }
@@ -196,10 +193,10 @@ fn namespace(object: &mut Value) {
         .and_then(|metadata| metadata.get("name"))
         .and_then(Value::as_str)
         .map(String::from);
-    if let (Some(name), Some(metadata)) = (name, ensure(namespace, "metadata")) {
-        if let Some(labels) = ensure(metadata, "labels") {
-            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-        }
+    if let (Some(name), Some(metadata)) = (name, ensure(namespace, "metadata"))
+        && let Some(labels) = ensure(metadata, "labels")
+    {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     }
     if let Some(spec) = ensure(namespace, "spec") {
         set(spec, "finalizers", json!(["kubernetes"]));

@@ -196,11 +196,11 @@ impl Error {
     /// The text after `path: ` (`Invalid value: -1: must be greater than or equal to 0`).
     pub fn body(&self) -> String {
         let mut text = self.error_type.words().to_string();
-        if self.error_type.shows_value() {
-            if let Some(value) = &self.value {
-                text.push_str(": ");
-                text.push_str(&render_value(value));
-            }
+        if self.error_type.shows_value()
+            && let Some(value) = &self.value
+        {
+            text.push_str(": ");
+            text.push_str(&render_value(value));
         }
         if !self.detail.is_empty() {
             text.push_str(": ");

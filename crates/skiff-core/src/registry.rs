@@ -232,10 +232,10 @@ fn resource_answers_to(resource: &Resource, wanted: &str) -> bool {
         Some((base, group)) => (base, Some(group)),
         None => (wanted, None),
     };
-    if let Some(group) = group {
-        if group != resource.group {
-            return false;
-        }
+    if let Some(group) = group
+        && group != resource.group
+    {
+        return false;
     }
     resource.plural == base
         || resource.singular == base

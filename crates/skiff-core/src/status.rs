@@ -164,7 +164,8 @@ fn cause_json(cause: &Cause) -> Value {
 pub struct Error {
     pub reason: Reason,
     pub message: String,
-    pub details: Option<Details>,
+    /// Boxed so that `Result<T, Error>` stays small.
+    pub details: Option<Box<Details>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -196,7 +197,7 @@ impl Error {
         Self {
             reason,
             message,
-            details: Some(details),
+            details: Some(Box::new(details)),
         }
     }
 

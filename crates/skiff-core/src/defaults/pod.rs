@@ -115,22 +115,18 @@ fn container(container: &mut Map<String, Value>, host_network: bool) {
     let ports = container.get_mut("ports").and_then(Value::as_array_mut);
     for port in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
         set(port, "protocol", json!("TCP"));
-        if host_network {
-            if let Some(container_port) = port.get("containerPort").cloned() {
-                set(port, "hostPort", container_port);
-            }
+        if host_network && let Some(container_port) = port.get("containerPort").cloned() {
+            set(port, "hostPort", container_port);
         }
     }
     if let Some(resources) = container
         .get_mut("resources")
         .and_then(Value::as_object_mut)
+        && let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned()
+        && let Some(requests) = ensure(resources, "requests")
     {
-        if let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() {
-            if let Some(requests) = ensure(resources, "requests") {
-                for (resource, quantity) in limits {
-                    requests.entry(resource).or_insert(quantity);
-                }
-            }
+        for (resource, quantity) in limits {
+            requests.entry(resource).or_insert(quantity);
         }
     }
     let env = container.get_mut("env").and_then(Value::as_array_mut);

@@ -1,6 +1,8 @@
 //! Tests for defaulting: the values filled in per kind, that explicit values survive, and that
 //! applying defaults twice changes nothing.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 
 use super::*;

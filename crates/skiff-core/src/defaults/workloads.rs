@@ -26,11 +26,11 @@ pub(super) fn deployment(object: &mut Value) {
         return;
     };
     set(strategy, "type", json!("RollingUpdate"));
-    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-        if let Some(rolling) = ensure(strategy, "rollingUpdate") {
-            set(rolling, "maxUnavailable", json!("25%"));
-            set(rolling, "maxSurge", json!("25%"));
-        }
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+        && let Some(rolling) = ensure(strategy, "rollingUpdate")
+    {
+        set(rolling, "maxUnavailable", json!("25%"));
+        set(rolling, "maxSurge", json!("25%"));
     }
 }
 
@@ -63,10 +63,10 @@ pub(super) fn stateful_set(object: &mut Value) {
         return;
     };
     set(strategy, "type", json!("RollingUpdate"));
-    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-        if let Some(rolling) = ensure(strategy, "rollingUpdate") {
-            set(rolling, "partition", json!(0));
-        }
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+        && let Some(rolling) = ensure(strategy, "rollingUpdate")
+    {
+        set(rolling, "partition", json!(0));
     }
 }
 
@@ -80,11 +80,11 @@ pub(super) fn daemon_set(object: &mut Value) {
         return;
     };
     set(strategy, "type", json!("RollingUpdate"));
-    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-        if let Some(rolling) = ensure(strategy, "rollingUpdate") {
-            set(rolling, "maxUnavailable", json!(1));
-            set(rolling, "maxSurge", json!(0));
-        }
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+        && let Some(rolling) = ensure(strategy, "rollingUpdate")
+    {
+        set(rolling, "maxUnavailable", json!(1));
+        set(rolling, "maxSurge", json!(0));
     }
 }
 

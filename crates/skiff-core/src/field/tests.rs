@@ -1,5 +1,7 @@
 //! Tests for field paths and the text of field errors.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 
 use super::*;

@@ -1,5 +1,7 @@
 //! Tests for name rules, label and annotation checks, generated names and namespaces.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use std::collections::BTreeMap;
 
 use super::*;

@@ -1,5 +1,7 @@
 //! Tests for the registry: the table's facts, lookups, storage keys, discovery and OpenAPI.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use std::collections::BTreeSet;
 
 use serde_json::json;

@@ -1,5 +1,7 @@
 //! Tests for label and field selectors: parsing, errors, matching and printing.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use serde_json::json;

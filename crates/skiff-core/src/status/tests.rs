@@ -1,5 +1,7 @@
 //! Tests for Status errors: codes, reasons, the exact message shapes and the JSON.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 
 use super::*;

@@ -1,5 +1,7 @@
 //! Tests for body decoding and field validation: duplicates, unknown fields, type errors, YAML.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 
 use super::*;

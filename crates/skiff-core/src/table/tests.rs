@@ -1,6 +1,8 @@
 //! Tests for Table conversion: ages, the pod status logic, each printer's cells, row objects,
 //! and that every row has one cell per column.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 
 use super::*;
@@ -312,7 +314,7 @@ fn tables_and_row_objects() {
     let list = list_table(
         "",
         "configmaps",
-        &[object.clone()],
+        std::slice::from_ref(&object),
         &json!({"resourceVersion": "9", "continue": "abc"}),
         now(),
         IncludeObject::Metadata,

@@ -176,22 +176,22 @@ fn env(errors: &mut Vec<Error>, path: &Path, variables: &[Value]) {
                 errors.push(Error::invalid(&at.child("valueFrom"), "", "must specify exactly one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
             }
             for reference in ["configMapKeyRef", "secretKeyRef"] {
-                if let Some(key_ref) = source.get(reference).filter(|value| !value.is_null()) {
-                    if text(key_ref, "key").is_none_or(str::is_empty) {
-                        errors.push(Error::required(
-                            &at.child("valueFrom").child(reference).child("key"),
-                            "",
-                        ));
-                    }
-                }
-            }
-            if let Some(field_ref) = source.get("fieldRef").filter(|value| !value.is_null()) {
-                if text(field_ref, "fieldPath").is_none_or(str::is_empty) {
+                if let Some(key_ref) = source.get(reference).filter(|value| !value.is_null())
+                    && text(key_ref, "key").is_none_or(str::is_empty)
+                {
                     errors.push(Error::required(
-                        &at.child("valueFrom.fieldRef.fieldPath"),
+                        &at.child("valueFrom").child(reference).child("key"),
                         "",
                     ));
                 }
+            }
+            if let Some(field_ref) = source.get("fieldRef").filter(|value| !value.is_null())
+                && text(field_ref, "fieldPath").is_none_or(str::is_empty)
+            {
+                errors.push(Error::required(
+                    &at.child("valueFrom.fieldRef.fieldPath"),
+                    "",
+                ));
             }
         }
     }
@@ -264,10 +264,10 @@ fn handler(errors: &mut Vec<Error>, path: &Path, handler: &Value) {
             Some(port) => port_or_name(errors, &path.child("tcpSocket.port"), port),
         }
     }
-    if let Some(exec) = handler.get("exec").filter(|value| !value.is_null()) {
-        if list(exec, "command").is_empty() {
-            errors.push(Error::required(&path.child("exec.command"), ""));
-        }
+    if let Some(exec) = handler.get("exec").filter(|value| !value.is_null())
+        && list(exec, "command").is_empty()
+    {
+        errors.push(Error::required(&path.child("exec.command"), ""));
     }
     if let Some(grpc) = handler.get("grpc").filter(|value| !value.is_null()) {
         match int(grpc, "port") {
@@ -293,15 +293,14 @@ fn probe(errors: &mut Vec<Error>, path: &Path, probe: &Value, success_must_be_on
         &path.child("terminationGracePeriodSeconds"),
         int(probe, "terminationGracePeriodSeconds"),
     );
-    if success_must_be_one {
-        if let Some(threshold) = int(probe, "successThreshold").filter(|threshold| *threshold != 1)
-        {
-            errors.push(Error::invalid(
-                &path.child("successThreshold"),
-                threshold,
-                "must be 1",
-            ));
-        }
+    if success_must_be_one
+        && let Some(threshold) = int(probe, "successThreshold").filter(|threshold| *threshold != 1)
+    {
+        errors.push(Error::invalid(
+            &path.child("successThreshold"),
+            threshold,
+            "must be 1",
+        ));
     }
 }
 
@@ -335,18 +334,17 @@ fn resources(errors: &mut Vec<Error>, path: &Path, resources: &Value) {
         };
         if let (Some(request_amount), Some(limit_amount)) =
             (quantity_amount(requested), quantity_amount(limit))
+            && request_amount > limit_amount
         {
-            if request_amount > limit_amount {
-                let limit_text = limit
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| limit.to_string());
-                errors.push(Error::invalid(
-                    &path.child("requests").key(resource),
-                    requested.clone(),
-                    &format!("must be less than or equal to {resource} limit of {limit_text}"),
-                ));
-            }
+            let limit_text = limit
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| limit.to_string());
+            errors.push(Error::invalid(
+                &path.child("requests").key(resource),
+                requested.clone(),
+                &format!("must be less than or equal to {resource} limit of {limit_text}"),
+            ));
         }
     }
 }

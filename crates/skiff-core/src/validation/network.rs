@@ -66,14 +66,13 @@ pub(super) fn service(errors: &mut Vec<Error>, object: &Value) {
     if let Some(timeout) = spec
         .pointer("/sessionAffinityConfig/clientIP/timeoutSeconds")
         .and_then(Value::as_i64)
+        && !(1..=86400).contains(&timeout)
     {
-        if !(1..=86400).contains(&timeout) {
-            errors.push(Error::invalid(
-                &path.child("sessionAffinityConfig.clientIP.timeoutSeconds"),
-                timeout,
-                "must be greater than 0 and less than 86400",
-            ));
-        }
+        errors.push(Error::invalid(
+            &path.child("sessionAffinityConfig.clientIP.timeoutSeconds"),
+            timeout,
+            "must be greater than 0 and less than 86400",
+        ));
     }
     let external_policy = text(spec, "externalTrafficPolicy").filter(|policy| !policy.is_empty());
     one_of(

@@ -158,24 +158,23 @@ fn volumes(errors: &mut Vec<Error>, path: &Path, volumes: &[Value]) -> BTreeSet<
             ("nfs", "path"),
         ];
         for (source, field) in required_names {
-            if let Some(source_value) = volume.get(source).filter(|value| !value.is_null()) {
-                if text(source_value, field).is_none_or(str::is_empty) {
-                    errors.push(Error::required(&at.child(source).child(field), ""));
-                }
+            if let Some(source_value) = volume.get(source).filter(|value| !value.is_null())
+                && text(source_value, field).is_none_or(str::is_empty)
+            {
+                errors.push(Error::required(&at.child(source).child(field), ""));
             }
         }
         for source in ["secret", "configMap", "downwardAPI", "projected"] {
             if let Some(mode) = volume
                 .get(source)
                 .and_then(|source| int(source, "defaultMode"))
+                && !(0..=0o777).contains(&mode)
             {
-                if !(0..=0o777).contains(&mode) {
-                    errors.push(Error::invalid(
-                        &at.child(source).child("defaultMode"),
-                        mode,
-                        "must be a number between 0 and 0777 (octal), both inclusive",
-                    ));
-                }
+                errors.push(Error::invalid(
+                    &at.child(source).child("defaultMode"),
+                    mode,
+                    "must be a number between 0 and 0777 (octal), both inclusive",
+                ));
             }
         }
         if let Some(host_path) = volume.get("hostPath") {

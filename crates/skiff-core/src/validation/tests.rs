@@ -1,6 +1,8 @@
 //! Tests for validation: each case is a valid object with one change and the exact error lines
 //! users will read.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Value, json};
 
 use super::*;

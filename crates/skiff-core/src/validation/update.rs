@@ -91,15 +91,15 @@ pub(super) fn immutable_fields(group: &str, kind: &str, new: &Value, old: &Value
             }
         }
         ("", "PersistentVolumeClaim") => persistent_volume_claim(&mut errors, new, old),
-        ("", "ConfigMap" | "Secret") => {
-            if at(old, "/immutable").and_then(Value::as_bool) == Some(true) {
-                for field in ["data", "binaryData", "stringData", "immutable"] {
-                    if at(new, &format!("/{field}")) != at(old, &format!("/{field}")) {
-                        errors.push(Error::forbidden(
-                            &Path::new(field),
-                            "field is immutable when `immutable` is set",
-                        ));
-                    }
+        ("", "ConfigMap" | "Secret")
+            if at(old, "/immutable").and_then(Value::as_bool) == Some(true) =>
+        {
+            for field in ["data", "binaryData", "stringData", "immutable"] {
+                if at(new, &format!("/{field}")) != at(old, &format!("/{field}")) {
+                    errors.push(Error::forbidden(
+                        &Path::new(field),
+                        "field is immutable when `immutable` is set",
+                    ));
                 }
             }
         }
@@ -111,26 +111,24 @@ pub(super) fn immutable_fields(group: &str, kind: &str, new: &Value, old: &Value
                 at(old, "/spec").unwrap_or(&empty),
             );
         }
-        ("", "Node") => {
-            if at(old, "/spec/podCIDR").is_some() {
-                immutable(
-                    &mut errors,
-                    new,
-                    old,
-                    "/spec/podCIDR",
-                    &spec.child("podCIDR"),
-                );
-            }
+        ("", "Node") if at(old, "/spec/podCIDR").is_some() => {
+            immutable(
+                &mut errors,
+                new,
+                old,
+                "/spec/podCIDR",
+                &spec.child("podCIDR"),
+            );
         }
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
-            if at(new, "/roleRef") != at(old, "/roleRef") {
-                let value = at(new, "/roleRef").cloned().unwrap_or(Value::Null);
-                errors.push(Error::invalid(
-                    &Path::new("roleRef"),
-                    value,
-                    "cannot change roleRef",
-                ));
-            }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if at(new, "/roleRef") != at(old, "/roleRef") =>
+        {
+            let value = at(new, "/roleRef").cloned().unwrap_or(Value::Null);
+            errors.push(Error::invalid(
+                &Path::new("roleRef"),
+                value,
+                "cannot change roleRef",
+            ));
         }
         ("scheduling.k8s.io", "PriorityClass") => {
             immutable(&mut errors, new, old, "/value", &Path::new("value"));
@@ -215,13 +213,12 @@ fn persistent_volume_claim(errors: &mut Vec<Error>, new: &Value, old: &Value) {
     if let (Some(new_amount), Some(old_amount)) = (
         at(new, storage).and_then(quantity_amount),
         at(old, storage).and_then(quantity_amount),
-    ) {
-        if new_amount < old_amount {
-            errors.push(Error::forbidden(
-                &Path::new("spec.resources.requests").key("storage"),
-                "field can not be less than previous value",
-            ));
-        }
+    ) && new_amount < old_amount
+    {
+        errors.push(Error::forbidden(
+            &Path::new("spec.resources.requests").key("storage"),
+            "field can not be less than previous value",
+        ));
     }
 }
 

@@ -366,14 +366,14 @@ pub(super) fn cron_job(errors: &mut Vec<Error>, object: &Value) {
     } else if let Err(reason) = cron::check_schedule(schedule) {
         errors.push(Error::invalid(&path.child("schedule"), schedule, &reason));
     }
-    if let Some(zone) = text(spec, "timeZone") {
-        if zone.is_empty() || zone.contains(' ') || zone.starts_with('/') || zone.contains("..") {
-            errors.push(Error::invalid(
-                &path.child("timeZone"),
-                zone,
-                "unknown time zone",
-            ));
-        }
+    if let Some(zone) = text(spec, "timeZone")
+        && (zone.is_empty() || zone.contains(' ') || zone.starts_with('/') || zone.contains(".."))
+    {
+        errors.push(Error::invalid(
+            &path.child("timeZone"),
+            zone,
+            "unknown time zone",
+        ));
     }
     one_of(
         errors,

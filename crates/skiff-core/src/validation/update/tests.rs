@@ -1,5 +1,7 @@
 //! Tests for update rules: what may and may not change once an object exists.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Value, json};
 
 use crate::defaults;
