@@ -8,6 +8,8 @@
 //! fields print as `<none>`/`<unknown>` and never fail the conversion.
 
 mod cluster;
+mod events;
+mod network;
 mod pods;
 mod workloads;
 
@@ -82,6 +84,28 @@ pub(crate) struct Printer {
     pub(crate) conditions: fn(&Value) -> Option<Value>,
 }
 
+/// A printer without row conditions.
+pub(crate) fn printer_of(
+    columns: &[Column],
+    cells: fn(&Value, Timestamp) -> Vec<Value>,
+) -> Option<Printer> {
+    Some(Printer {
+        columns: columns.to_vec(),
+        cells,
+        conditions: no_conditions,
+    })
+}
+
+/// A default-view string column.
+pub(crate) fn string(name: &'static str, description: &'static str) -> Column {
+    column(name, "string", description, 0)
+}
+
+/// A wide-only string column.
+pub(crate) fn wide(name: &'static str, description: &'static str) -> Column {
+    column(name, "string", description, 1)
+}
+
 pub(crate) fn no_conditions(_: &Value) -> Option<Value> {
     None
 }
@@ -97,6 +121,8 @@ fn printer(group: &str, resource: &str) -> Printer {
     pods::printer(group, resource)
         .or_else(|| workloads::printer(group, resource))
         .or_else(|| cluster::printer(group, resource))
+        .or_else(|| network::printer(group, resource))
+        .or_else(|| events::printer(group, resource))
         .unwrap_or(Printer {
             columns: vec![NAME, CREATED_AT],
             cells: default_cells,

@@ -207,3 +207,6 @@ impl Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

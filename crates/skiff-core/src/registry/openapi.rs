@@ -133,3 +133,6 @@ impl Registry {
         json!({"paths": paths})
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{
     AGE, Column, NAME, Printer, age, column, format_labels, format_selector, int, list, name_of,
-    no_conditions, since, text,
+    printer_of, since, text,
 };
 
 const CONTAINERS: Column = column(
@@ -22,14 +22,6 @@ const IMAGES: Column = column(
     1,
 );
 const SELECTOR: Column = column("Selector", "string", "Label selector for the pods.", 1);
-
-fn printer_of(columns: &[Column], cells: fn(&Value, Timestamp) -> Vec<Value>) -> Option<Printer> {
-    Some(Printer {
-        columns: columns.to_vec(),
-        cells,
-        conditions: no_conditions,
-    })
-}
 
 pub(super) fn printer(group: &str, resource: &str) -> Option<Printer> {
     match (group, resource) {

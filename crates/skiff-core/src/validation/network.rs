@@ -402,3 +402,6 @@ pub(super) fn network_policy(errors: &mut Vec<Error>, object: &Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
