@@ -137,6 +137,14 @@ impl Error {
         }
     }
 
+    /// The same error with these causes added to its details (server-side apply conflicts,
+    /// exec exit codes).
+    pub fn with_causes(mut self, causes: Vec<Cause>) -> Self {
+        let details = self.details.get_or_insert_with(Box::default);
+        details.causes.extend(causes);
+        self
+    }
+
     /// The HTTP status code.
     pub fn code(&self) -> u16 {
         self.reason.code()

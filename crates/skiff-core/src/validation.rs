@@ -62,8 +62,14 @@ fn kind_rules(errors: &mut Vec<field::Error>, group: &str, kind: &str, object: &
 }
 
 /// Every field error of a new object of `resource`.
+/// Virtual resources (access reviews, metrics) are never stored and carry no name, so only their
+/// kind rules apply.
 pub fn validate_create(resource: &Resource, object: &Value) -> Vec<field::Error> {
-    let mut errors = meta::object_meta(resource, object);
+    let mut errors = if resource.stored {
+        meta::object_meta(resource, object)
+    } else {
+        Vec::new()
+    };
     kind_rules(&mut errors, &resource.group, &resource.kind, object);
     errors
 }

@@ -170,3 +170,21 @@ fn retry_after_and_success() {
                "details": {"name": "p", "kind": "pods", "uid": "u1"}, "code": 200})
     );
 }
+
+#[test]
+fn causes_can_be_added() {
+    let cause = Cause {
+        reason: "FieldManagerConflict".into(),
+        message: "conflict with \"kubectl\"".into(),
+        field: ".spec.replicas".into(),
+    };
+    let error = Error::conflict("apps", "deployments", "web", "Apply failed with 1 conflict")
+        .with_causes(vec![cause]);
+    assert_eq!(error.code(), 409);
+    assert_eq!(
+        error.to_json()["details"]["causes"][0]["reason"],
+        json!("FieldManagerConflict")
+    );
+    let bare = Error::bad_request("x").with_causes(vec![]);
+    assert_eq!(bare.to_json()["details"], json!({}));
+}

@@ -195,3 +195,35 @@ fn every_stored_kind_has_a_typed_model() {
         );
     }
 }
+
+#[test]
+fn yaml_apply_bodies_are_checked_like_json() {
+    let body = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  replicas: 3\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx\n        resources:\n          limits: {cpu: 1, memory: 128Mi}\n        imagePulPolicy: Always\n";
+    let error = check(
+        body,
+        Format::Yaml,
+        "apps",
+        "v1",
+        "Deployment",
+        FieldValidation::Strict,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "strict decoding error: unknown field \"spec.template.spec.containers[0].imagePulPolicy\", duplicate field \"spec.replicas\""
+    );
+    let warned = check(
+        body,
+        Format::Yaml,
+        "apps",
+        "v1",
+        "Deployment",
+        FieldValidation::Warn,
+    )
+    .unwrap();
+    assert_eq!(warned.value["spec"]["replicas"], json!(3));
+    assert_eq!(
+        warned.value["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+        json!(1)
+    );
+}

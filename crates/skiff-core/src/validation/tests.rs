@@ -389,3 +389,16 @@ fn config_and_scope_errors() {
         vec!["spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`"]
     );
 }
+
+#[test]
+fn virtual_resources_need_no_metadata() {
+    let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                        "spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}});
+    assert!(
+        validate_create(
+            &resource("authorization.k8s.io", "SelfSubjectAccessReview"),
+            &review
+        )
+        .is_empty()
+    );
+}
