@@ -2,3 +2,13 @@
 //!
 //! Everything here is a plain function over data (`serde_json::Value` objects and the
 //! `k8s-openapi` types), so it is unit-tested without sockets, tokio or a store.
+
+pub mod defaults;
+pub mod field;
+pub mod names;
+pub mod registry;
+pub mod selector;
+pub mod status;
+pub mod strict;
+pub mod table;
+pub mod validation;
