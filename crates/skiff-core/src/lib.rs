@@ -2,3 +2,5 @@
 //!
 //! Everything here is a plain function over data (`serde_json::Value` objects and the
 //! `k8s-openapi` types), so it is unit-tested without sockets, tokio or a store.
+
+pub mod patch;
