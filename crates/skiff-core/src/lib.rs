@@ -4,3 +4,4 @@
 //! `k8s-openapi` types), so it is unit-tested without sockets, tokio or a store.
 
 pub mod patch;
+pub mod protobuf;
