@@ -3,5 +3,7 @@
 //! Everything here is a plain function over data (`serde_json::Value` objects and the
 //! `k8s-openapi` types), so it is unit-tested without sockets, tokio or a store.
 
+pub mod apply;
+pub mod managed_fields;
 pub mod patch;
 pub mod protobuf;
