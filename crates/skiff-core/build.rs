@@ -348,8 +348,7 @@ fn resolve(rust_type: &str, module: &[String]) -> Option<String> {
     let compact: String = rust_type.chars().filter(|c| !c.is_whitespace()).collect();
     let path = compact
         .split(['<', '>', ','])
-        .filter(|token| !token.is_empty() && !token.starts_with("::"))
-        .next_back()?;
+        .rfind(|token| !token.is_empty() && !token.starts_with("::"))?;
     let mut segments: Vec<&str> = path.split("::").collect();
     let name = segments.pop()?;
     let mut package: Vec<String> = module.to_vec();

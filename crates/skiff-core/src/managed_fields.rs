@@ -267,12 +267,12 @@ fn parse_entry(index: usize, entry: &Value) -> Result<Entry> {
             )));
         }
     };
-    if let Some(fields_type) = text("fieldsType") {
-        if fields_type != "FieldsV1" {
-            return Err(invalid(format!(
-                "fieldsType {fields_type:?} is not FieldsV1"
-            )));
-        }
+    if let Some(fields_type) = text("fieldsType")
+        && fields_type != "FieldsV1"
+    {
+        return Err(invalid(format!(
+            "fieldsType {fields_type:?} is not FieldsV1"
+        )));
     }
     let fields = match entry.get("fieldsV1") {
         None | Some(Value::Null) => FieldSet::new(),

@@ -301,7 +301,7 @@ pub(super) fn compare(
     };
     let is_object = |value: Option<&Value>| value.is_none_or(Value::is_object);
     let is_array = |value: Option<&Value>| value.is_none_or(Value::is_array);
-    let structured = !(empty(old) && empty(new)) && !shape.atomic;
+    let structured = !(shape.atomic || empty(old) && empty(new));
     if structured && is_object(old) && is_object(new) {
         let no_members = Map::new();
         let old_members = old.and_then(Value::as_object).unwrap_or(&no_members);
