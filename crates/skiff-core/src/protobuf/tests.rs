@@ -376,3 +376,87 @@ fn decoded(api_version: &str, kind: &str, object: &impl prost::Message) -> Value
         Err(error) => panic!("{kind} does not decode: {error}"),
     }
 }
+
+#[test]
+fn decodes_custom_resource_definition_schemas() {
+    use k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+    let string = || apiextensions::JsonSchemaProps {
+        r#type: Some("string".into()),
+        ..Default::default()
+    };
+    let schema = apiextensions::JsonSchemaProps {
+        r#type: Some("object".into()),
+        properties: BTreeMap::from([
+            (
+                "spec".into(),
+                apiextensions::JsonSchemaProps {
+                    r#type: Some("object".into()),
+                    x_kubernetes_preserve_unknown_fields: Some(true),
+                    default: Some(apiextensions::Json {
+                        raw: Some(br#"{"size":1}"#.to_vec()),
+                    }),
+                    ..Default::default()
+                },
+            ),
+            (
+                "tags".into(),
+                apiextensions::JsonSchemaProps {
+                    r#type: Some("array".into()),
+                    items: Some(Box::new(apiextensions::JsonSchemaPropsOrArray {
+                        schema: Some(Box::new(string())),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                },
+            ),
+            (
+                "labels".into(),
+                apiextensions::JsonSchemaProps {
+                    r#type: Some("object".into()),
+                    additional_properties: Some(Box::new(apiextensions::JsonSchemaPropsOrBool {
+                        allows: Some(true),
+                        schema: Some(Box::new(string())),
+                    })),
+                    ..Default::default()
+                },
+            ),
+            (
+                "closed".into(),
+                apiextensions::JsonSchemaProps {
+                    r#type: Some("object".into()),
+                    additional_properties: Some(Box::new(apiextensions::JsonSchemaPropsOrBool {
+                        allows: Some(false),
+                        schema: None,
+                    })),
+                    ..Default::default()
+                },
+            ),
+        ]),
+        ..Default::default()
+    };
+    let validation = apiextensions::CustomResourceValidation {
+        open_apiv3_schema: Some(schema),
+    };
+    let decoded = decode(
+        &envelope(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceValidation",
+            &validation,
+        ),
+        "apiextensions.k8s.io/v1",
+        "CustomResourceValidation",
+    )
+    .expect("decodes");
+    assert_eq!(
+        decoded["openAPIV3Schema"],
+        json!({
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "default": {"size": 1}},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "closed": {"type": "object", "additionalProperties": false}
+            }
+        })
+    );
+}

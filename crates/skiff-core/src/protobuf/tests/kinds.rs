@@ -411,6 +411,82 @@ fn decodes_every_kind_kubectl_creates() {
 }
 
 #[test]
+fn decodes_jobs_and_cluster_wide_rbac() {
+    let job = decoded(
+        "batch/v1",
+        "Job",
+        &batch::v1::Job {
+            metadata: go_meta("once", "default", &[]),
+            spec: Some(batch::v1::JobSpec {
+                parallelism: Some(1),
+                completions: Some(1),
+                backoff_limit: Some(0),
+                template: pod_template(&[]),
+                ..Default::default()
+            }),
+            status: Some(batch::v1::JobStatus {
+                active: Some(0),
+                succeeded: Some(0),
+                failed: Some(0),
+                ..Default::default()
+            }),
+        },
+    );
+    assert_eq!(job["spec"]["backoffLimit"], json!(0));
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0],
+        nginx_json()
+    );
+    assert_eq!(job["status"], json!({}));
+
+    let rule = rbac::v1::PolicyRule {
+        verbs: vec!["get".into()],
+        non_resource_ur_ls: vec!["/healthz".into()],
+        ..Default::default()
+    };
+    let cluster_role = decoded(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        &rbac::v1::ClusterRole {
+            metadata: go_meta("health", "", &[]),
+            rules: vec![rule],
+            aggregation_rule: None,
+        },
+    );
+    assert_eq!(
+        cluster_role["rules"],
+        json!([{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}])
+    );
+
+    let binding = decoded(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        &rbac::v1::RoleBinding {
+            metadata: go_meta("read", "default", &[]),
+            subjects: vec![rbac::v1::Subject {
+                kind: Some("ServiceAccount".into()),
+                api_group: Some(String::new()),
+                name: Some("builder".into()),
+                namespace: Some("ci".into()),
+            }],
+            role_ref: Some(rbac::v1::RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: Some("Role".into()),
+                name: Some("reader".into()),
+            }),
+        },
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "builder", "namespace": "ci"}])
+    );
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"})
+    );
+}
+
+#[test]
 fn flattens_embedded_structs() {
     let pod = core::Pod {
         metadata: go_meta("p", "default", &[]),
