@@ -163,7 +163,10 @@ pub fn field(name: &str) -> String {
 pub fn display(path: &Path) -> String {
     let mut text = String::new();
     for element in path {
-        let (kind, rest) = element.split_at(element.len().min(2));
+        let (kind, rest) = match (element.get(..2), element.get(2..)) {
+            (Some(kind), Some(rest)) => (kind, rest),
+            _ => ("", element.as_str()),
+        };
         match kind {
             "f:" => {
                 text.push('.');
