@@ -54,6 +54,12 @@ pub struct Config {
     /// How long a write or linearizable read may wait for a leader and a commit.
     pub request_timeout: Duration,
     pub limits: Limits,
+    /// UNSAFE, for fault-injection negative controls only: serve linearizable reads from the
+    /// local replica without a read-index round (stale reads become possible).
+    pub unsafe_local_reads: bool,
+    /// UNSAFE, for fault-injection negative controls only: never fsync (acknowledged writes
+    /// can be lost when the machine, not just the process, dies).
+    pub unsafe_no_fsync: bool,
 }
 
 impl Default for Config {
@@ -74,6 +80,8 @@ impl Default for Config {
             watch_queue: 4096,
             request_timeout: Duration::from_secs(10),
             limits: Limits::default(),
+            unsafe_local_reads: false,
+            unsafe_no_fsync: false,
         }
     }
 }

@@ -72,6 +72,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DB>,
+    /// False only under the unsafe `--unsafe-no-fsync` negative control.
+    fsync: bool,
 }
 
 impl Db {
@@ -105,7 +107,17 @@ impl Db {
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs)?;
         Ok(Db {
             inner: Arc::new(db),
+            fsync: true,
         })
+    }
+
+    /// Turns fsync off (the unsafe negative control of the fault-injection suite).
+    pub fn without_fsync(mut self) -> Db {
+        tracing::warn!(
+            "UNSAFE: fsync is disabled; acknowledged writes can be lost on a machine crash"
+        );
+        self.fsync = false;
+        self
     }
 
     pub fn raw(&self) -> &DB {
@@ -130,7 +142,7 @@ impl Db {
     /// A synced write: on disk before it returns.
     pub fn write_synced(&self, batch: WriteBatch) -> Result<()> {
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        opts.set_sync(self.fsync);
         self.inner.write_opt(batch, &opts)?;
         Ok(())
     }
@@ -145,7 +157,7 @@ impl Db {
 
     /// Makes every write made before this call durable.
     pub fn sync_wal(&self) -> Result<()> {
-        self.inner.flush_wal(true)?;
+        self.inner.flush_wal(self.fsync)?;
         Ok(())
     }
 

@@ -107,7 +107,10 @@ pub async fn start(
     let member_cert = dir.load_member_cert()?;
     let token = JoinToken::parse(&dir.load_token()?)?;
 
-    let db = Db::open(&dir.db())?;
+    let mut db = Db::open(&dir.db())?;
+    if config.unsafe_no_fsync {
+        db = db.without_fsync();
+    }
     let metrics = match registry {
         Some(r) => StoreMetrics::register(r)?,
         None => StoreMetrics::private(),

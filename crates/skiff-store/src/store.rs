@@ -296,7 +296,7 @@ impl Store {
         request: range::Request,
         serializable: bool,
     ) -> Result<range::Response> {
-        if !serializable {
+        if !serializable && !self.inner.config.unsafe_local_reads {
             self.linearizable_barrier().await?;
         }
         let db = self.inner.db.clone();

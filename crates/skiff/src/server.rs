@@ -47,6 +47,12 @@ pub struct Args {
     pub history_window_secs: u64,
     #[arg(long, default_value_t = 30)]
     pub compaction_interval_secs: u64,
+    /// UNSAFE negative control for fault injection: linearizable reads skip the read index.
+    #[arg(long, hide = true)]
+    pub unsafe_local_reads: bool,
+    /// UNSAFE negative control for fault injection: never fsync.
+    #[arg(long, hide = true)]
+    pub unsafe_no_fsync: bool,
 }
 
 fn host_name() -> String {
@@ -74,6 +80,8 @@ pub fn store_config(args: &Args, listen: std::net::SocketAddr) -> Config {
         logs_kept_after_snapshot: args.logs_kept,
         history_window: Duration::from_secs(args.history_window_secs),
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
+        unsafe_local_reads: args.unsafe_local_reads,
+        unsafe_no_fsync: args.unsafe_no_fsync,
         ..Config::default()
     }
 }
