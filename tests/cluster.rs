@@ -17,6 +17,8 @@ use crate::wait;
 pub struct Member {
     pub name: String,
     pub addr: String,
+    /// host:port of the member's Kubernetes API.
+    pub api: String,
     pub data_dir: PathBuf,
     pub child: Option<Child>,
 }
@@ -68,6 +70,7 @@ impl Cluster {
         self.members.push(Member {
             name,
             addr: format!("127.0.0.1:{}", free_port()),
+            api: format!("127.0.0.1:{}", free_port()),
             data_dir,
             child: None,
         });
@@ -119,7 +122,14 @@ impl Cluster {
         let mut cmd = Command::new(crate::skiff_bin());
         cmd.arg("server")
             .args(extra)
-            .args(["--name", &m.name, "--peer-listen", &m.addr])
+            .args([
+                "--name",
+                &m.name,
+                "--peer-listen",
+                &m.addr,
+                "--api-listen",
+                &m.api,
+            ])
             .arg("--data-dir")
             .arg(&m.data_dir)
             .args(&self.flags)

@@ -63,8 +63,8 @@ async fn three_members_form_a_cluster_and_any_member_serves_writes_and_reads() -
     // Range with limit and count; a read at a past revision sees the old value.
     let r = kv_o
         .range(RangeRequest {
-            key: b"/".to_vec(),
-            range_end: b"0".to_vec(),
+            key: b"/a".to_vec(),
+            range_end: b"/d".to_vec(),
             limit: 2,
             count: true,
             ..Default::default()

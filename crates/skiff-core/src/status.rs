@@ -146,6 +146,12 @@ impl Error {
     }
 
     /// The HTTP status code.
+    /// Replaces the message (keeping reason, code and details).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     pub fn code(&self) -> u16 {
         self.reason.code()
     }

@@ -67,6 +67,46 @@ impl DataDir {
     pub fn token_file(&self) -> PathBuf {
         self.root.join("token")
     }
+    /// Files shared by every member (carried to joining members, never interpreted here).
+    pub fn cluster_files(&self) -> PathBuf {
+        self.root.join("cluster-files")
+    }
+
+    /// Writes the shared cluster files (mode 0600).
+    pub fn save_cluster_files(
+        &self,
+        files: &std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> Result<()> {
+        let dir = self.cluster_files();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+        for (name, contents) in files {
+            if name.contains('/') || name.starts_with('.') || name.is_empty() {
+                continue;
+            }
+            write_file(&dir.join(name), contents, 0o600)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the shared cluster files.
+    pub fn load_cluster_files(&self) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        let dir = self.cluster_files();
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file()
+                && path.extension().is_none_or(|e| e != "tmp~")
+                && let Some(name) = path.file_name().and_then(|n| n.to_str())
+            {
+                out.insert(name.to_string(), fs::read(&path).map_err(io(&path))?);
+            }
+        }
+        Ok(out)
+    }
 
     /// Whether a member was created here.
     pub fn is_initialized(&self) -> bool {

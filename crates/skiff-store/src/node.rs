@@ -32,8 +32,11 @@ use crate::types::Member;
 /// How to start.
 #[derive(Clone, Debug)]
 pub enum Start {
-    /// Create a new cluster with this member as its first member.
-    Init,
+    /// Create a new cluster with this member as its first member, with these shared files
+    /// (kept in `<data-dir>/cluster-files` and handed to every member that joins).
+    Init {
+        cluster_files: std::collections::BTreeMap<String, Vec<u8>>,
+    },
     /// Join the cluster that one of these members belongs to.
     Join { peers: Vec<String>, token: String },
     /// Restart the member in the data directory.
@@ -84,8 +87,8 @@ pub async fn start(
     let mut created = false;
     if !dir.is_initialized() {
         match &mode {
-            Start::Init => {
-                create_cluster(&dir, &config)?;
+            Start::Init { cluster_files } => {
+                create_cluster(&dir, &config, cluster_files)?;
                 created = true;
             }
             Start::Join { peers, token } => join_cluster(&dir, &config, peers, token).await?,
@@ -203,7 +206,11 @@ pub async fn start(
     })
 }
 
-fn create_cluster(dir: &DataDir, config: &Config) -> Result<(), Error> {
+fn create_cluster(
+    dir: &DataDir,
+    config: &Config,
+    cluster_files: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<(), Error> {
     crate::cluster::validate_member_name(&config.name)
         .map_err(|e| Error::DataDir(e.to_string()))?;
     if !dir.is_empty() {
@@ -213,6 +220,7 @@ fn create_cluster(dir: &DataDir, config: &Config) -> Result<(), Error> {
         )));
     }
     dir.create()?;
+    dir.save_cluster_files(cluster_files)?;
     let ca = Ca::generate("skiff-cluster-ca")?;
     let identity = Identity {
         cluster_id: hex::encode(rand::random::<[u8; 8]>()),
@@ -269,6 +277,7 @@ async fn join_cluster(
                         ));
                     }
                     dir.create()?;
+                    dir.save_cluster_files(&response.cluster_files.into_iter().collect())?;
                     let identity = Identity {
                         cluster_id: response.cluster_id,
                         member_id: response.member_id,

@@ -1,4 +1,5 @@
-//! `skiff`: the one Skiff binary. Subcommands: `server` (a control-plane member), `cluster`
+//! `skiff`: the one Skiff binary. Subcommands: `up` (an all-in-one cluster), `server` (a
+//! control-plane member), `cluster`
 //! (membership operations against any member), `bench` (measuring tools).
 //!
 //! This is the only crate that reads flags, the environment and files, and the only one that
@@ -6,8 +7,10 @@
 
 mod bench;
 mod cluster_cmd;
+mod control_plane;
 mod endpoints;
 mod server;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start an all-in-one cluster (one control-plane member) and print how to use it.
+    Up(up::Args),
     /// Run a control-plane member (creates a cluster with --init, joins one with --join).
     Server(server::Args),
     /// Show and change the control plane's membership.
@@ -57,6 +62,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Up(args) => up::run(args).await,
             Command::Server(args) => server::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use skiff_store::Config;
-use skiff_store::node::{self, Start};
+use skiff_store::node::Start;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,6 +30,13 @@ pub struct Args {
     /// 127.0.0.1 for an unspecified host).
     #[arg(long)]
     pub advertise: Option<String>,
+    /// Where the Kubernetes API (HTTPS) listens.
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    pub api_listen: String,
+    /// The host:port clients use for this member's API (written into the admin kubeconfig);
+    /// defaults to the API listen address (127.0.0.1 for an unspecified host).
+    #[arg(long)]
+    pub api_advertise: Option<String>,
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
     #[arg(long, default_value_t = 300)]
@@ -86,14 +93,29 @@ pub fn store_config(args: &Args, listen: std::net::SocketAddr) -> Config {
     }
 }
 
+/// The API URL to advertise for a bound API listener.
+pub fn api_url(advertise: Option<&str>, listen: std::net::SocketAddr) -> String {
+    match advertise {
+        Some(a) => format!("https://{a}"),
+        None if listen.ip().is_unspecified() => format!("https://127.0.0.1:{}", listen.port()),
+        None => format!("https://{listen}"),
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started_at = std::time::Instant::now();
-    let listener = tokio::net::TcpListener::bind(&args.peer_listen)
+    let peer_listener = tokio::net::TcpListener::bind(&args.peer_listen)
         .await
         .with_context(|| format!("binding the peer port {}", args.peer_listen))?;
-    let config = store_config(&args, listener.local_addr()?);
+    let api_listener = tokio::net::TcpListener::bind(&args.api_listen)
+        .await
+        .with_context(|| format!("binding the API port {}", args.api_listen))?;
+    let config = store_config(&args, peer_listener.local_addr()?);
+    let api_url = api_url(args.api_advertise.as_deref(), api_listener.local_addr()?);
     let mode = if args.init {
-        Start::Init
+        Start::Init {
+            cluster_files: crate::control_plane::new_cluster_files()?,
+        }
     } else if !args.join.is_empty() {
         Start::Join {
             peers: args.join.clone(),
@@ -102,31 +124,46 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Start::Existing
     };
-    let registry = prometheus::Registry::new();
-    let started = node::start(config.clone(), listener, mode, Some(&registry)).await?;
-    let store = started.store;
+    let member = crate::control_plane::start(crate::control_plane::Options {
+        store: config.clone(),
+        start: mode,
+        peer_listener,
+        api_listener,
+        api_url: api_url.clone(),
+    })
+    .await?;
+    let store = &member.store;
     eprintln!(
-        "skiff member {} (id {}) of cluster {} serving peers on {} ({} ms)",
+        "skiff member {} (id {}) of cluster {}: peers on {}, API on {} ({} ms)",
         store.name(),
         store.member_id(),
         store.cluster_id(),
         config.advertise_addr,
+        api_url,
         started_at.elapsed().as_millis()
     );
-    if started.created {
-        println!("Created a new cluster. Add members with:");
+    if member.created {
+        println!("Created a new cluster.");
         println!(
-            "  skiff server --join {} --token {} --name <name> --data-dir <dir> --peer-listen <addr>",
-            config.advertise_addr, started.token
+            "  kubectl:     export KUBECONFIG={}",
+            member.kubeconfig.display()
+        );
+        println!(
+            "  add members: skiff server --join {} --token {} --name <name> --data-dir <dir>",
+            config.advertise_addr, member.store_token
+        );
+        println!(
+            "  add nodes:   skiff agent --server {api_url} --token {} --name <node>",
+            member.node_token
         );
     }
     wait_for_signal().await;
     eprintln!("shutting down");
-    store.shutdown().await;
+    member.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

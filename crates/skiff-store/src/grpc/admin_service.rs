@@ -66,6 +66,11 @@ impl Admin for AdminService {
             ca_cert_pem: ca.cert_pem.clone(),
             ca_key_pem: ca.key_pem.clone(),
             members: self.store.members().iter().map(member_info).collect(),
+            cluster_files: crate::identity::DataDir::new(&self.store.config().data_dir)
+                .load_cluster_files()
+                .map_err(|e| Status::internal(e.to_string()))?
+                .into_iter()
+                .collect(),
         }))
     }
 

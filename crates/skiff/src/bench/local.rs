@@ -15,6 +15,7 @@ use skiff_store::pb::raft::MembersRequest;
 pub struct Member {
     pub name: String,
     pub addr: String,
+    pub api: String,
     pub data_dir: PathBuf,
     pub child: Option<Child>,
 }
@@ -45,9 +46,11 @@ impl LocalCluster {
             let name = format!("m{}", i + 1);
             let addr = format!("127.0.0.1:{}", free_port()?);
             let data_dir = cluster.dir.path().join(&name);
+            let api = format!("127.0.0.1:{}", free_port()?);
             cluster.members.push(Member {
                 name,
                 addr,
+                api,
                 data_dir,
                 child: None,
             });
@@ -82,7 +85,14 @@ impl LocalCluster {
         let mut cmd = Command::new(exe);
         cmd.arg("server")
             .args(flags)
-            .args(["--name", &m.name, "--peer-listen", &m.addr])
+            .args([
+                "--name",
+                &m.name,
+                "--peer-listen",
+                &m.addr,
+                "--api-listen",
+                &m.api,
+            ])
             .arg("--data-dir")
             .arg(&m.data_dir)
             .args(&self.extra_args)
