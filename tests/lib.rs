@@ -6,6 +6,7 @@
 //! conditions with deadlines that report what was last seen, never bare sleeps.
 
 pub mod cluster;
+pub mod kubectl;
 pub mod kv;
 pub mod load;
 pub mod wait;

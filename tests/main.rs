@@ -8,3 +8,5 @@ mod t30_restart;
 mod t40_membership;
 mod t50_watch;
 mod t60_fencing;
+mod t70_kubectl;
+mod t71_api_cluster;

@@ -266,21 +266,43 @@ fn field_manager(query: &Query, headers: &http::HeaderMap) -> String {
         .collect()
 }
 
-/// Reads a whole body, refusing more than `limit` bytes with 413.
+/// Reads a whole body, refusing more than `limit` bytes with 413. An oversized body is read to
+/// its end (discarded, up to 64 MiB and 10 s) before answering, so the client, still sending,
+/// receives the 413 instead of a reset connection.
 pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, status::Error> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(status::Error::request_entity_too_large(&format!(
-                    "the request body is larger than {limit} bytes"
-                )))
-            } else {
-                Err(status::Error::bad_request(format!(
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let too_large = || {
+        status::Error::request_entity_too_large(&format!(
+            "the request body is larger than {limit} bytes"
+        ))
+    };
+    loop {
+        match body.frame().await {
+            None => return Ok(buf.freeze()),
+            Some(Err(e)) => {
+                return Err(status::Error::bad_request(format!(
                     "reading the request body failed: {e}"
-                )))
+                )));
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limit {
+                        let drain = async {
+                            let mut seen = buf.len() + data.len();
+                            while let Some(Ok(f)) = body.frame().await {
+                                seen += f.data_ref().map(|d| d.len()).unwrap_or(0);
+                                if seen > 64 << 20 {
+                                    break;
+                                }
+                            }
+                        };
+                        let _ =
+                            tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+                        return Err(too_large());
+                    }
+                    buf.extend_from_slice(&data);
+                }
             }
         }
     }
