@@ -10,3 +10,4 @@ mod t50_watch;
 mod t60_fencing;
 mod t70_kubectl;
 mod t71_api_cluster;
+mod t72_clients;
