@@ -100,7 +100,6 @@ pub struct Node {
     pub manager: PodManager,
     pub data_dir: PathBuf,
     _tmp: tempfile::TempDir,
-    pub network: String,
 }
 
 /// Removes everything a test node created, synchronously (runs on panic too).
@@ -236,7 +235,6 @@ impl Node {
                 manager,
                 data_dir,
                 _tmp: tmp,
-                network,
             },
             guard,
         ))

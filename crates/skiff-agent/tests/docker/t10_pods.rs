@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::json;
 use skiff_agent::images::{HTTPD_INDEX, TEST_BUSYBOX_IMAGE, TEST_HTTPD_IMAGE};
+use skiff_agent::runtime::ContainerRuntime;
 
 use crate::harness::{LONG, Node, container_status, is_running, waiting_reason};
 

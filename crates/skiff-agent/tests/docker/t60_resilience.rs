@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde_json::json;
 use skiff_agent::images::TEST_BUSYBOX_IMAGE;
 use skiff_agent::pods::PodManager;
-use skiff_agent::runtime::ContainerState;
+use skiff_agent::runtime::{ContainerRuntime, ContainerState};
 
 use crate::harness::{LONG, Node, container_status, is_running};
 
