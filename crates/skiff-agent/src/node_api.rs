@@ -156,7 +156,7 @@ pub async fn find_container(
         .collect();
     // Several pod uids can share a name briefly (a replaced pod): the newest uid's containers
     // have the newest attempts only by accident, so prefer running ones, then the highest attempt.
-    list.sort_by(|a, b| b.identity.attempt.cmp(&a.identity.attempt));
+    list.sort_by_key(|c| std::cmp::Reverse(c.identity.attempt));
     let index = usize::from(previous);
     list.into_iter().nth(index).ok_or_else(|| {
         let message = if previous {

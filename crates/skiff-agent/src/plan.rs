@@ -133,7 +133,7 @@ fn instances<'a>(
         .iter()
         .filter(|c| c.identity.kind == kind && c.identity.container_name == name)
         .collect();
-    found.sort_by(|a, b| b.identity.attempt.cmp(&a.identity.attempt));
+    found.sort_by_key(|c| std::cmp::Reverse(c.identity.attempt));
     found
 }
 
@@ -204,12 +204,11 @@ pub fn is_terminal(pod: &Pod, observed: &[ObservedContainer]) -> bool {
     // A failed init container with restartPolicy Never fails the pod.
     if policy == RestartPolicy::Never {
         for init in spec.init_containers.iter().flatten() {
-            if let Some(latest) = instances(observed, Kind::Init, &init.name).first() {
-                if let ContainerState::Exited { exit_code, .. } = latest.state {
-                    if exit_code != 0 {
-                        return true;
-                    }
-                }
+            if let Some(latest) = instances(observed, Kind::Init, &init.name).first()
+                && let ContainerState::Exited { exit_code, .. } = latest.state
+                && exit_code != 0
+            {
+                return true;
             }
         }
     }
@@ -249,24 +248,24 @@ fn image_decision(input: &Input<'_>, container: &Container) -> Result<bool, Wait
     if policy == PullPolicy::IfNotPresent && present {
         return Ok(false);
     }
-    if let Some((entry, failed_at)) = input.memory.pull_backoff.get(&image) {
-        if backoff::in_backoff(Some(entry), *failed_at, input.now).is_some() {
-            let fresh_failure = input
-                .memory
-                .failures
-                .get(&container.name)
-                .filter(|f| f.fresh && f.reason == "ErrImagePull");
-            return Err(match fresh_failure {
-                Some(failure) => Waiting {
-                    reason: failure.reason.clone(),
-                    message: failure.message.clone(),
-                },
-                None => Waiting {
-                    reason: "ImagePullBackOff".into(),
-                    message: format!("Back-off pulling image \"{image}\""),
-                },
-            });
-        }
+    if let Some((entry, failed_at)) = input.memory.pull_backoff.get(&image)
+        && backoff::in_backoff(Some(entry), *failed_at, input.now).is_some()
+    {
+        let fresh_failure = input
+            .memory
+            .failures
+            .get(&container.name)
+            .filter(|f| f.fresh && f.reason == "ErrImagePull");
+        return Err(match fresh_failure {
+            Some(failure) => Waiting {
+                reason: failure.reason.clone(),
+                message: failure.message.clone(),
+            },
+            None => Waiting {
+                reason: "ImagePullBackOff".into(),
+                message: format!("Back-off pulling image \"{image}\""),
+            },
+        });
     }
     Ok(true)
 }
@@ -360,7 +359,7 @@ fn plan_cleanup(input: &Input<'_>, sandbox_id: &str, plan: &mut Plan) {
         Kind::Sandbox => true,
     };
     for ((kind, name), mut list) in by_name {
-        list.sort_by(|a, b| b.identity.attempt.cmp(&a.identity.attempt));
+        list.sort_by_key(|c| std::cmp::Reverse(c.identity.attempt));
         let wanted = in_spec(kind, name);
         for (index, c) in list.iter().enumerate() {
             let current = c.identity.sandbox_id.as_deref() == Some(sandbox_id);
@@ -413,7 +412,7 @@ pub fn plan_pod(input: &Input<'_>) -> Plan {
         .iter()
         .filter(|c| c.identity.kind == Kind::Sandbox)
         .collect();
-    sandboxes.sort_by(|a, b| b.identity.attempt.cmp(&a.identity.attempt));
+    sandboxes.sort_by_key(|c| std::cmp::Reverse(c.identity.attempt));
 
     if is_terminal(pod, input.observed) {
         for c in input.observed.iter().filter(|c| c.state.is_running()) {
@@ -515,17 +514,17 @@ pub fn plan_pod(input: &Input<'_>) -> Plan {
                     finished_at,
                     ..
                 }) => {
-                    if pod::should_restart(policy, *exit_code) {
-                        if let Some(latest) = latest_here {
-                            restart_after_exit(
-                                input,
-                                init,
-                                Kind::Init,
-                                latest,
-                                *finished_at,
-                                &mut plan,
-                            );
-                        }
+                    if pod::should_restart(policy, *exit_code)
+                        && let Some(latest) = latest_here
+                    {
+                        restart_after_exit(
+                            input,
+                            init,
+                            Kind::Init,
+                            latest,
+                            *finished_at,
+                            &mut plan,
+                        );
                     }
                 }
             }

@@ -35,10 +35,10 @@ impl PodManager {
         if uid.is_empty() {
             return;
         }
-        if let Some(worker) = self.workers.get(&uid) {
-            if worker.send(Event::Update(Box::new(pod.clone()))) {
-                return;
-            }
+        if let Some(worker) = self.workers.get(&uid)
+            && worker.send(Event::Update(Box::new(pod.clone())))
+        {
+            return;
         }
         self.workers
             .insert(uid, worker::spawn(self.deps.clone(), pod, false));

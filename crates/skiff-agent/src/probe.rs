@@ -168,13 +168,13 @@ impl ContainerProbes {
     /// The probes due at `now`, in order (startup gates the others).
     pub fn due(&self, started_at: Timestamp, now: Timestamp) -> Vec<ProbeKind> {
         let mut due = Vec::new();
-        if let Some(s) = &self.startup {
-            if !s.passing {
-                if s.next_due(started_at) <= now && !s.wants_restart() {
-                    due.push(ProbeKind::Startup);
-                }
-                return due;
+        if let Some(s) = &self.startup
+            && !s.passing
+        {
+            if s.next_due(started_at) <= now && !s.wants_restart() {
+                due.push(ProbeKind::Startup);
             }
+            return due;
         }
         for state in [&self.liveness, &self.readiness].into_iter().flatten() {
             if state.next_due(started_at) <= now {
@@ -186,10 +186,10 @@ impl ContainerProbes {
 
     /// The earliest time any probe becomes due.
     pub fn next_wake(&self, started_at: Timestamp) -> Option<Timestamp> {
-        if let Some(s) = &self.startup {
-            if !s.passing {
-                return (!s.wants_restart()).then(|| s.next_due(started_at));
-            }
+        if let Some(s) = &self.startup
+            && !s.passing
+        {
+            return (!s.wants_restart()).then(|| s.next_due(started_at));
         }
         [&self.liveness, &self.readiness]
             .into_iter()

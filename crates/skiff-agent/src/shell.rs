@@ -230,7 +230,7 @@ async fn heartbeat(
     loop {
         let measured = node::measure(facts.clone(), &data_dir);
         // Status every minute (and at once); the Lease every tick.
-        if ticks % 6 == 0 || node_object.is_none() {
+        if ticks.is_multiple_of(6) || node_object.is_none() {
             match node::update_status(&nodes, &measured, last_status.as_ref()).await {
                 Ok(node) => {
                     last_status = node.status.clone();
@@ -294,10 +294,10 @@ async fn watch_pods(
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(event) => {
-                        if let Some(uid) = event.pod_uid {
-                            if wake_tx.send(uid).is_err() {
-                                return;
-                            }
+                        if let Some(uid) = event.pod_uid
+                            && wake_tx.send(uid).is_err()
+                        {
+                            return;
                         }
                     }
                     Err(_) => break,

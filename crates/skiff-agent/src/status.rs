@@ -47,7 +47,7 @@ fn instances<'a>(
         .iter()
         .filter(|c| c.identity.kind == kind && c.identity.container_name == name)
         .collect();
-    found.sort_by(|a, b| b.identity.attempt.cmp(&a.identity.attempt));
+    found.sort_by_key(|c| std::cmp::Reverse(c.identity.attempt));
     found
 }
 
@@ -190,10 +190,10 @@ fn phase(
         .as_ref()
         .map(pod::restart_policy)
         .unwrap_or(RestartPolicy::Always);
-    if let Some(previous) = pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
-        if previous == "Succeeded" || previous == "Failed" {
-            return previous.to_string();
-        }
+    if let Some(previous) = pod.status.as_ref().and_then(|s| s.phase.as_deref())
+        && (previous == "Succeeded" || previous == "Failed")
+    {
+        return previous.to_string();
     }
     let init_failed = init_statuses.iter().any(|s| {
         s.state
@@ -297,7 +297,7 @@ pub fn compute(input: &Input<'_>) -> PodStatus {
         .iter()
         .filter(|c| c.identity.kind == Kind::Sandbox)
         .collect();
-    sandboxes.sort_by(|a, b| b.identity.attempt.cmp(&a.identity.attempt));
+    sandboxes.sort_by_key(|c| std::cmp::Reverse(c.identity.attempt));
     let sandbox = sandboxes.first().copied().filter(|s| s.state.is_running());
     let apps_started = sandbox
         .map(|sb| {

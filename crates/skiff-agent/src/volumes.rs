@@ -102,10 +102,10 @@ pub fn requirements(pod: &Pod) -> Requirements {
         if let Some(cm) = &volume.config_map {
             req.config_maps.insert(cm.name.clone());
         }
-        if let Some(secret) = &volume.secret {
-            if let Some(name) = &secret.secret_name {
-                req.secrets.insert(name.clone());
-            }
+        if let Some(secret) = &volume.secret
+            && let Some(name) = &secret.secret_name
+        {
+            req.secrets.insert(name.clone());
         }
         if let Some(claim) = &volume.persistent_volume_claim {
             req.claims.insert(claim.claim_name.clone());

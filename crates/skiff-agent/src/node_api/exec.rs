@@ -115,11 +115,11 @@ async fn run(
             };
             match channels::decode(&data) {
                 Some((STDIN, payload)) => {
-                    if let Some(writer) = input.as_mut() {
-                        if writer.write_all(payload).await.is_err() || writer.flush().await.is_err()
-                        {
-                            input = None;
-                        }
+                    if let Some(writer) = input.as_mut()
+                        && (writer.write_all(payload).await.is_err()
+                            || writer.flush().await.is_err())
+                    {
+                        input = None;
                     }
                 }
                 Some((RESIZE, payload)) if tty => {

@@ -149,13 +149,11 @@ async fn run_channels(socket: ws::Socket, sandbox: ObservedContainer, ports: Vec
             },
             incoming = source.next() => match incoming {
                 Some(Ok(Message::Binary(data))) => {
-                    if let Some((channel, payload)) = channels::decode(&data) {
-                        if let Some(writer) = writers.get_mut(&channel) {
-                            if writer.write_all(payload).await.is_err() {
+                    if let Some((channel, payload)) = channels::decode(&data)
+                        && let Some(writer) = writers.get_mut(&channel)
+                            && writer.write_all(payload).await.is_err() {
                                 writers.remove(&channel);
                             }
-                        }
-                    }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
@@ -286,10 +284,10 @@ async fn run_spdy(socket: ws::Socket, sandbox: ObservedContainer) {
                         if !data.is_empty() && tx.send(Some(data)).await.is_err() {
                             to_pod.remove(&stream_id);
                         }
-                        if flags & FLAG_FIN != 0 {
-                            if let Some(tx) = to_pod.remove(&stream_id) {
-                                let _ = tx.send(None).await;
-                            }
+                        if flags & FLAG_FIN != 0
+                            && let Some(tx) = to_pod.remove(&stream_id)
+                        {
+                            let _ = tx.send(None).await;
                         }
                     }
                 }

@@ -278,8 +278,7 @@ fn crash_loop_backoff_grows() {
     let mut memory = PodMemory::default();
     let mut now = 10;
     let mut delays = Vec::new();
-    let mut attempt = 0;
-    for _ in 0..4 {
+    for attempt in 0..4u32 {
         // The container crashed at `now`.
         let crashed_at = now;
         let list = [
@@ -306,7 +305,6 @@ fn crash_loop_backoff_grows() {
         for (name, entry) in plan.backoff_updates {
             memory.backoff.insert(name, entry);
         }
-        attempt += 1;
         now = restart_at + 1;
     }
     assert_eq!(delays, vec![0, 10, 20, 40]);

@@ -524,10 +524,10 @@ impl ContainerRuntime for DockerRuntime {
             for summary in summaries {
                 let Some(id) = summary.id else { continue };
                 // A container removed between the list and the inspect is simply gone.
-                if let Some(raw) = self.inspect_raw(&id).await? {
-                    if let Some(container) = self.observed(raw) {
-                        observed.push(container);
-                    }
+                if let Some(raw) = self.inspect_raw(&id).await?
+                    && let Some(container) = self.observed(raw)
+                {
+                    observed.push(container);
                 }
             }
             Ok(observed)

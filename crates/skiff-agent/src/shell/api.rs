@@ -60,12 +60,11 @@ impl ObjectSource for ApiObjects {
 
     async fn token(&self, pod: &Pod, request: &TokenRequest) -> Result<String, String> {
         let key = (pod::uid(pod).to_string(), request.clone());
-        if let Ok(cache) = self.tokens.lock() {
-            if let Some((token, refresh_at)) = cache.get(&key) {
-                if Instant::now() < *refresh_at {
-                    return Ok(token.clone());
-                }
-            }
+        if let Ok(cache) = self.tokens.lock()
+            && let Some((token, refresh_at)) = cache.get(&key)
+            && Instant::now() < *refresh_at
+        {
+            return Ok(token.clone());
         }
         let api = Api::<ServiceAccount>::namespaced(self.client.clone(), pod::namespace(pod));
         let body = ApiTokenRequest {

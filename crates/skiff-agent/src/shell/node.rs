@@ -104,10 +104,10 @@ pub fn node_status(facts: &Facts, previous: Option<&NodeStatus>, now: Timestamp)
         let old = previous
             .and_then(|s| s.conditions.as_ref())
             .and_then(|list| list.iter().find(|o| o.type_ == c.type_));
-        if let Some(old) = old {
-            if old.status == c.status {
-                c.last_transition_time = old.last_transition_time.clone();
-            }
+        if let Some(old) = old
+            && old.status == c.status
+        {
+            c.last_transition_time = old.last_transition_time.clone();
         }
     }
     let resources = |cpu: i64, memory: i64| {

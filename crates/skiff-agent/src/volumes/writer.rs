@@ -160,10 +160,10 @@ pub fn write_atomic(dir: &Path, files: &[File]) -> Result<bool> {
         }
         let _ = std::fs::remove_file(entry.path());
     }
-    if let Some(old) = old_version {
-        if old != Path::new(&version) {
-            let _ = std::fs::remove_dir_all(dir.join(old));
-        }
+    if let Some(old) = old_version
+        && old != Path::new(&version)
+    {
+        let _ = std::fs::remove_dir_all(dir.join(old));
     }
     Ok(true)
 }

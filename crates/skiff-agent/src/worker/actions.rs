@@ -76,17 +76,15 @@ async fn create_sandbox(worker: &mut Worker, attempt: u32) -> bool {
             .image_present(images::SANDBOX_IMAGE)
             .await
             .unwrap_or(true)
-    {
-        if let Err(e) = images::ensure(
+        && let Err(e) = images::ensure(
             runtime.as_ref(),
             &[images::LocalImage::Sandbox],
             images::BUSYBOX_PATH,
         )
         .await
-        {
-            tracing::warn!(error = %e, "building the sandbox image failed");
-            return false;
-        }
+    {
+        tracing::warn!(error = %e, "building the sandbox image failed");
+        return false;
     }
     let spec = container_config::sandbox_spec(
         &worker.pod,
@@ -175,10 +173,10 @@ async fn start_container(
         }
     };
     worker.memory.failures.remove(name);
-    if attempt > 0 {
-        if let Some(m) = &worker.deps.metrics {
-            m.restarts_total.with_label_values(&["restart"]).inc();
-        }
+    if attempt > 0
+        && let Some(m) = &worker.deps.metrics
+    {
+        m.restarts_total.with_label_values(&["restart"]).inc();
     }
     if let Some(handler) = container
         .lifecycle
@@ -216,20 +214,16 @@ struct StopJob {
 
 async fn stop(runtime: &dyn runtime::ContainerRuntime, job: StopJob, pod_ip: String) -> bool {
     let started = Instant::now();
-    if job.pre_stop {
-        if let Some(container) = &job.container {
-            if let Some(handler) = container
-                .lifecycle
-                .as_ref()
-                .and_then(|l| l.pre_stop.as_ref())
-            {
-                if let Err(message) =
-                    hooks::run(runtime, handler, container, &job.id, &pod_ip, job.grace).await
-                {
-                    tracing::info!(container = %container.name, %message, "preStop hook failed");
-                }
-            }
-        }
+    if job.pre_stop
+        && let Some(container) = &job.container
+        && let Some(handler) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+        && let Err(message) =
+            hooks::run(runtime, handler, container, &job.id, &pod_ip, job.grace).await
+    {
+        tracing::info!(container = %container.name, %message, "preStop hook failed");
     }
     let remaining = job.grace.saturating_sub(started.elapsed());
     match runtime.stop_container(&job.id, remaining).await {
@@ -287,10 +281,10 @@ pub async fn execute(
         }
         if !batch.is_empty() {
             for job in &batch {
-                if job.reason == StopReason::Unhealthy {
-                    if let Some(m) = &worker.deps.metrics {
-                        m.restarts_total.with_label_values(&["unhealthy"]).inc();
-                    }
+                if job.reason == StopReason::Unhealthy
+                    && let Some(m) = &worker.deps.metrics
+                {
+                    m.restarts_total.with_label_values(&["unhealthy"]).inc();
                 }
             }
             let results = join_all(

@@ -289,10 +289,10 @@ impl Node {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.statuses.changed.notified();
-            if let Some(status) = self.latest(pod) {
-                if check(&status) {
-                    return Ok(status);
-                }
+            if let Some(status) = self.latest(pod)
+                && check(&status)
+            {
+                return Ok(status);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 bail!(
