@@ -271,9 +271,10 @@ pub async fn fetch_ca(server: &str, token: &NodeToken) -> Result<String> {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct JoinResponse {
+    #[serde(rename = "certificatePEM")]
     certificate_pem: String,
+    #[serde(rename = "caPEM", default)]
     ca_pem: String,
 }
 

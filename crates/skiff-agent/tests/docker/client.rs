@@ -53,6 +53,25 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// Signs a PKCS#10 request as the API server's join endpoint does; returns the CN asked for.
+    pub fn sign_csr(&self, csr_pem: &str) -> Result<(String, String)> {
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, KeyPair::from_pem(&self.key_pem)?)?;
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let cn = csr
+            .params
+            .distinguished_name
+            .get(&DnType::CommonName)
+            .map(|v| match v {
+                rcgen::DnValue::Utf8String(s) => s.clone(),
+                other => format!("{other:?}"),
+            })
+            .unwrap_or_default();
+        csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        Ok((csr.signed_by(&issuer)?.pem(), cn))
+    }
+}
+
 pub struct NodeApiClient {
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,

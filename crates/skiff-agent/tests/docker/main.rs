@@ -14,3 +14,4 @@ mod t30_port_forward;
 mod t40_probes;
 mod t50_volumes;
 mod t60_resilience;
+mod t70_bootstrap;
