@@ -106,12 +106,21 @@ impl PodManager {
     }
 
     /// Stops every worker, leaving containers running (a restarted agent re-adopts them).
+    /// Dropping the manager without this aborts the workers instead.
     pub async fn shutdown(&mut self) {
         for worker in self.workers.values() {
             worker.send(Event::Shutdown);
         }
         for (_, worker) in self.workers.drain() {
             let _ = worker.task.await;
+        }
+    }
+}
+
+impl Drop for PodManager {
+    fn drop(&mut self) {
+        for worker in self.workers.values() {
+            worker.task.abort();
         }
     }
 }

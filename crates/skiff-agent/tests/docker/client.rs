@@ -67,7 +67,10 @@ impl TestCa {
                 other => format!("{other:?}"),
             })
             .unwrap_or_default();
-        csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        csr.params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         Ok((csr.signed_by(&issuer)?.pem(), cn))
     }
 }
@@ -132,9 +135,21 @@ impl NodeApiClient {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocols.parse()?);
-        let (socket, response) = tokio_tungstenite::client_async(request, tls)
-            .await
-            .context("WebSocket handshake")?;
+        let (socket, response) = match tokio_tungstenite::client_async(request, tls).await {
+            Ok(pair) => pair,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                bail!(
+                    "WebSocket handshake for {path} refused: {} {body}",
+                    response.status()
+                );
+            }
+            Err(e) => return Err(e).with_context(|| format!("WebSocket handshake for {path}")),
+        };
         let chosen = response
             .headers()
             .get("Sec-WebSocket-Protocol")

@@ -28,6 +28,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub struct MemObjects {
     pub config_maps: Mutex<HashMap<String, ConfigMap>>,
     pub secrets: Mutex<HashMap<String, Secret>>,
+    /// Claim name → the bound local volume's directory (`None`: pending).
+    pub claims: Mutex<HashMap<String, Option<String>>>,
 }
 
 #[async_trait::async_trait]
@@ -56,7 +58,10 @@ impl ObjectSource for MemObjects {
         ))
     }
     async fn claim_path(&self, _ns: &str, claim: &str) -> Result<Option<String>, String> {
-        Err(format!("persistentvolumeclaim \"{claim}\" not found"))
+        match self.claims.lock().map_err(|e| e.to_string())?.get(claim) {
+            Some(path) => Ok(path.clone()),
+            None => Err(format!("persistentvolumeclaim \"{claim}\" not found")),
+        }
     }
 }
 
@@ -99,6 +104,8 @@ pub struct Node {
     pub deps: Deps,
     pub manager: PodManager,
     pub data_dir: PathBuf,
+    /// Runs after the manager (and its workers) are dropped, before the data dir goes.
+    _cleanup: Cleanup,
     _tmp: tempfile::TempDir,
 }
 
@@ -142,13 +149,9 @@ impl Drop for Cleanup {
     }
 }
 
-pub struct Guard {
-    _cleanup: Cleanup,
-}
-
 impl Node {
     /// A fresh test node with its own network and data dir, and the test images built.
-    pub async fn start() -> Result<(Node, Guard)> {
+    pub async fn start() -> Result<Node> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("t{}x{n}", std::process::id());
         let runtime = Arc::new(
@@ -170,12 +173,10 @@ impl Node {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().to_path_buf();
         let network = format!("skiff-{name}");
-        let guard = Guard {
-            _cleanup: Cleanup {
-                node: name.clone(),
-                network: network.clone(),
-                data_dir: data_dir.clone(),
-            },
+        let cleanup = Cleanup {
+            node: name.clone(),
+            network: network.clone(),
+            data_dir: data_dir.clone(),
         };
         // Find a free /24 in 10.42.0.0/16 (other tests and nodes may hold some).
         let mut created = false;
@@ -225,19 +226,17 @@ impl Node {
             metrics: None,
         };
         let manager = PodManager::new(deps.clone());
-        Ok((
-            Node {
-                name,
-                runtime,
-                objects,
-                statuses,
-                deps,
-                manager,
-                data_dir,
-                _tmp: tmp,
-            },
-            guard,
-        ))
+        Ok(Node {
+            name,
+            runtime,
+            objects,
+            statuses,
+            deps,
+            manager,
+            data_dir,
+            _cleanup: cleanup,
+            _tmp: tmp,
+        })
     }
 
     /// A pod bound to this node from a JSON spec, with a fresh uid.

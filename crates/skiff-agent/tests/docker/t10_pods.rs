@@ -12,7 +12,7 @@ use crate::harness::{LONG, Node, container_status, is_running, waiting_reason};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t10_two_containers_talk_over_localhost() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let pod = node.pod(
         "pair",
         json!({
@@ -72,7 +72,7 @@ async fn t10_two_containers_talk_over_localhost() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t11_init_containers_run_first_and_env_is_filled() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let pod = node.pod(
         "init",
         json!({
@@ -129,7 +129,7 @@ async fn t11_init_containers_run_first_and_env_is_filled() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t12_deleting_a_pod_removes_its_containers_within_the_grace_period() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let mut pod = node.pod(
         "doomed",
         json!({
@@ -185,7 +185,7 @@ async fn t12_deleting_a_pod_removes_its_containers_within_the_grace_period() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t13_a_missing_image_gives_err_image_pull_then_back_off() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let pod = node.pod(
         "missing",
         json!({"containers": [{"name": "main", "image": "skiff-test/does-not-exist:1"}]}),

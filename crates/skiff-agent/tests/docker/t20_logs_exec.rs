@@ -45,13 +45,22 @@ async fn drain(socket: &mut Socket) -> Result<(String, String, serde_json::Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t20_exec_reports_exit_codes_and_streams_stdin() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let (_, api) = node_api(&node).await?;
-    let pod = node.pod("shell", json!({"terminationGracePeriodSeconds": 1,
-        "containers": [{"name": "main", "image": TEST_BUSYBOX_IMAGE, "command": ["sleep", "600"]}]}));
+    let pod = node.pod(
+        "shell",
+        json!({"terminationGracePeriodSeconds": 1,
+        "containers": [
+            {"name": "main", "image": TEST_BUSYBOX_IMAGE, "command": ["sleep", "600"]},
+            {"name": "echo", "image": TEST_BUSYBOX_IMAGE, "stdin": true,
+             "command": ["sh", "-c", "while read line; do echo got $line; done"]},
+        ]}),
+    );
     node.manager.apply(pod.clone());
-    node.wait_status(&pod, "running", LONG, |s| is_running(s, "main"))
-        .await?;
+    node.wait_status(&pod, "running", LONG, |s| {
+        is_running(s, "main") && is_running(s, "echo")
+    })
+    .await?;
 
     let path = "/exec/default/shell/main?command=sh&command=-c&command=echo+out%3B+echo+err+%3E%262%3B+exit+3&stdout=true&stderr=true";
     let (mut socket, protocol) = api.websocket(path, "v5.channel.k8s.io").await?;
@@ -85,13 +94,50 @@ async fn t20_exec_reports_exit_codes_and_streams_stdin() -> Result<()> {
     assert_eq!(out, "got ping\n");
     assert_eq!(status["status"], "Success");
 
+    // attach: the container's own stdin and stdout.
+    let (mut socket, _) = api
+        .websocket(
+            "/attach/default/shell/echo?stdin=true&stdout=true&stderr=true",
+            "v5.channel.k8s.io",
+        )
+        .await?;
+    socket
+        .send(Message::binary(b"\x00hello\n".to_vec()))
+        .await?;
+    let mut attached = String::new();
+    while !attached.contains("got hello") {
+        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+            Ok(Some(Ok(Message::Binary(data)))) if data.first() == Some(&1) => {
+                attached.push_str(&String::from_utf8_lossy(&data[1..]))
+            }
+            Ok(Some(Ok(_))) => {}
+            other => bail!("attach ended early ({other:?}); got {attached:?}"),
+        }
+    }
+    drop(socket);
+
+    // The summary API reports the pod's containers.
+    let (code, body) = api.get("/stats/summary").await?;
+    assert_eq!(code, 200);
+    let summary: serde_json::Value = serde_json::from_str(&body)?;
+    let pods = summary["pods"].as_array().cloned().unwrap_or_default();
+    let shell = pods
+        .iter()
+        .find(|p| p["podRef"]["name"] == "shell")
+        .expect("the pod in the summary");
+    assert_eq!(shell["containers"].as_array().map(|c| c.len()), Some(2));
+    assert!(
+        shell["memory"]["workingSetBytes"].as_u64().unwrap_or(0) > 0,
+        "{shell}"
+    );
+
     node.shutdown().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t21_a_certificate_with_another_cn_is_forbidden() -> Result<()> {
-    let (node, _guard) = Node::start().await?;
+    let node = Node::start().await?;
     let ca = crate::client::TestCa::new()?;
     let (cert, key) = ca.issue("system:node:test", &["localhost"])?;
     let tls = skiff_agent::node_api::tls::server_config(&cert, &key, &ca.cert_pem)?;
@@ -118,12 +164,44 @@ async fn t21_a_certificate_with_another_cn_is_forbidden() -> Result<()> {
     assert_eq!(status, 200);
     let summary: serde_json::Value = serde_json::from_str(&metrics)?;
     assert_eq!(summary["node"]["nodeName"], node.name.as_str());
+
+    // /metrics, with a runtime that records its Docker operations.
+    let metrics = skiff_agent::metrics::Metrics::new()?;
+    let runtime = std::sync::Arc::new(
+        skiff_agent::runtime::docker::DockerRuntime::connect(None, Some(metrics.clone())).await?,
+    );
+    let (cert, key) = ca.issue("system:node:test", &["localhost"])?;
+    let tls = skiff_agent::node_api::tls::server_config(&cert, &key, &ca.cert_pem)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let state = std::sync::Arc::new(skiff_agent::node_api::State::new(
+        &node.name,
+        runtime,
+        Some(metrics),
+    ));
+    tokio::spawn(skiff_agent::node_api::serve(
+        listener,
+        tls,
+        state,
+        std::future::pending(),
+    ));
+    let client =
+        crate::client::NodeApiClient::new(addr, &ca, skiff_agent::node_api::API_SERVER_CN)?;
+    let (status, text) = client.get("/metrics").await?;
+    assert_eq!(status, 200);
+    for name in [
+        "kubelet_running_pods",
+        "kubelet_running_containers",
+        "kubelet_docker_operations_duration_seconds_bucket{operation_type=\"list_containers\"",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t22_logs_follow_and_previous_after_a_crash() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let (_, api) = node_api(&node).await?;
     let pod = node.pod("chatty", json!({"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": TEST_BUSYBOX_IMAGE,
         "command": ["sh", "-c", "echo run-$(cat /proc/sys/kernel/random/uuid); i=0; while [ $i -lt 15 ]; do echo line $i; i=$((i+1)); sleep 0.2; done; exit 1"]}]}));

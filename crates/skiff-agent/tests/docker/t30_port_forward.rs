@@ -44,7 +44,7 @@ async fn next_binary(socket: &mut Socket) -> Result<Option<Vec<u8>>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t30_port_forward_with_the_channel_protocol() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let (_, api) = node_api(&node).await?;
     web_pod(&mut node).await?;
     for port in [80u16, 8081] {
@@ -223,7 +223,7 @@ impl SpdyClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t31_port_forward_with_spdy_inside_websocket() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let (_, api) = node_api(&node).await?;
     web_pod(&mut node).await?;
     let (socket, protocol) = api

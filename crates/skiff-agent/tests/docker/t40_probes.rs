@@ -11,7 +11,7 @@ use crate::harness::{LONG, Node, condition, container_status, is_running, waitin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t40_a_crash_looping_container_backs_off_longer_each_time() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let pod = node.pod("crasher", json!({"containers": [{"name": "main", "image": TEST_BUSYBOX_IMAGE, "command": ["sh", "-c", "exit 2"]}]}));
     node.manager.apply(pod.clone());
     node.wait_status(&pod, "back-off 20s", Duration::from_secs(120), |s| {
@@ -80,7 +80,7 @@ async fn t40_a_crash_looping_container_backs_off_longer_each_time() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t41_a_failing_liveness_probe_restarts_the_container() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let pod = node.pod("sick", json!({"terminationGracePeriodSeconds": 1, "containers": [{
         "name": "main", "image": TEST_BUSYBOX_IMAGE,
         "command": ["sh", "-c", "touch /tmp/healthy; sleep 600"],
@@ -112,7 +112,7 @@ async fn t41_a_failing_liveness_probe_restarts_the_container() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t42_readiness_flips_the_ready_condition() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let pod = node.pod("flaky", json!({"terminationGracePeriodSeconds": 1, "containers": [{
         "name": "main", "image": TEST_BUSYBOX_IMAGE, "command": ["sleep", "600"],
         "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1},

@@ -31,7 +31,7 @@ async fn wait_exec(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t50_config_map_and_secret_volumes_appear_and_follow_updates() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let cm = |v: &str| -> Result<ConfigMap> {
         Ok(serde_json::from_value(
             json!({"metadata": {"name": "cfg"}, "data": {"greeting": v}}),
@@ -149,7 +149,7 @@ async fn t50_config_map_and_secret_volumes_appear_and_follow_updates() -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t51_an_empty_dir_survives_a_container_restart() -> Result<()> {
-    let (mut node, _guard) = Node::start().await?;
+    let mut node = Node::start().await?;
     let pod = node.pod("scratch", json!({
         "terminationGracePeriodSeconds": 1,
         "volumes": [{"name": "data", "emptyDir": {}}, {"name": "fast", "emptyDir": {"medium": "Memory"}}],
@@ -180,6 +180,70 @@ async fn t51_an_empty_dir_survives_a_container_restart() -> Result<()> {
         .exec(&pod, "main", &["test", "-f", "/data/marker"])
         .await?;
     assert_eq!(code, 0);
+    node.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t52_host_path_and_a_claim_bound_to_a_local_volume() -> Result<()> {
+    let mut node = Node::start().await?;
+    let host_dir = node.data_dir.join("host-share");
+    let pv_dir = node.data_dir.join("local-pv");
+    std::fs::create_dir_all(&pv_dir)?;
+    std::fs::write(pv_dir.join("seed"), "from the volume")?;
+    node.objects
+        .claims
+        .lock()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .insert("data".into(), Some(pv_dir.to_string_lossy().into_owned()));
+    let pod = node.pod("storage", json!({
+        "terminationGracePeriodSeconds": 1,
+        "volumes": [
+            {"name": "host", "hostPath": {"path": host_dir.to_string_lossy(), "type": "DirectoryOrCreate"}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+        ],
+        "containers": [{"name": "main", "image": TEST_BUSYBOX_IMAGE,
+            "command": ["sh", "-c", "echo written > /host/out; cat /data/seed > /data/copy; sleep 600"],
+            "volumeMounts": [{"name": "host", "mountPath": "/host"}, {"name": "data", "mountPath": "/data"}]}],
+    }));
+    node.manager.apply(pod.clone());
+    node.wait_status(&pod, "running", LONG, |s| is_running(s, "main"))
+        .await?;
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !(host_dir.join("out").exists() && pv_dir.join("copy").exists()) {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the container's writes never reached the node"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(std::fs::read_to_string(host_dir.join("out"))?, "written\n");
+    assert_eq!(
+        std::fs::read_to_string(pv_dir.join("copy"))?,
+        "from the volume"
+    );
+
+    // A pod whose claim is not bound waits in ContainerCreating and says why.
+    let pending = node.pod("pending", json!({
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "unbound"}}],
+        "containers": [{"name": "main", "image": TEST_BUSYBOX_IMAGE, "command": ["sleep", "600"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+    }));
+    node.objects
+        .claims
+        .lock()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .insert("unbound".into(), None);
+    node.manager.apply(pending.clone());
+    let status = node
+        .wait_status(&pending, "a mount failure", LONG, |s| {
+            container_status(s, "main")
+                .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.message.clone())
+                .map(|m| m.contains("not bound"))
+                .unwrap_or(false)
+        })
+        .await?;
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
     node.shutdown().await;
     Ok(())
 }
