@@ -1,3 +1,5 @@
+//! Tests for the restart back-off: doubling, the cap, and the reset after ten quiet minutes.
+
 use super::*;
 
 fn t(seconds: i64) -> Timestamp {

@@ -1,3 +1,6 @@
+//! Tests for container configuration: command and env expansion, references, downward API,
+//! resources, security, mounts, sandbox DNS.
+
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,6 @@
+//! Table-style tests for the pod sync planner, over hand-built observed containers and fixed
+//! clocks.
+
 use super::*;
 use crate::labels::Identity;
 use serde_json::json;

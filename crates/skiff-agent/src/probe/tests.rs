@@ -1,3 +1,5 @@
+//! Tests for the probe state machine: defaults, thresholds, initial delay, startup gating.
+
 use super::*;
 use k8s_openapi::api::core::v1::Container;
 use serde_json::json;

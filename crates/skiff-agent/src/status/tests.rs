@@ -1,3 +1,5 @@
+//! Tests for the pod status computation: phases, reasons, conditions, probes, transition times.
+
 use super::*;
 use crate::labels::Identity;
 use crate::plan::{Failure, ProbeVerdicts};

@@ -1,3 +1,6 @@
+//! Tests for the volume layout (keys, items, modes, tmpfs-ness, projections, claims) and the
+//! atomic writer.
+
 use super::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::json;

@@ -1,3 +1,5 @@
+//! Tests for the WebSocket channel protocol helpers.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,6 @@
+//! Tests for the SPDY/3.1 codec: the dictionary, round trips across splits, frames built by hand
+//! per the spec, peer-readable compression, malformed input.
+
 use super::*;
 
 fn adler32(data: &[u8]) -> u32 {
