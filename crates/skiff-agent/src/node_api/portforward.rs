@@ -134,6 +134,7 @@ async fn run_channels(socket: ws::Socket, sandbox: ObservedContainer, ports: Vec
         }
     }
     drop(out_tx);
+    let aborts: Vec<_> = pumps.iter().map(|p| p.abort_handle()).collect();
     let all_pumps = futures::future::join_all(pumps);
     tokio::pin!(all_pumps);
     let mut pumps_done = false;
@@ -162,6 +163,9 @@ async fn run_channels(socket: ws::Socket, sandbox: ObservedContainer, ports: Vec
                 pumps_done = true;
             }
         }
+    }
+    for pump in aborts {
+        pump.abort();
     }
     let _ = sink.close().await;
 }
@@ -199,6 +203,7 @@ async fn run_spdy(socket: ws::Socket, sandbox: ObservedContainer) {
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     // Data stream id → writer into the pod connection.
     let mut to_pod: HashMap<u32, mpsc::Sender<Option<Vec<u8>>>> = HashMap::new();
+    let mut forwards = tokio::task::JoinSet::new();
     'session: while let Some(message) = source.next().await {
         let data = match message {
             Ok(Message::Binary(data)) => data,
@@ -265,7 +270,7 @@ async fn run_spdy(socket: ws::Socket, sandbox: ObservedContainer) {
                         let port = pair.port;
                         let (tx, rx) = mpsc::channel(64);
                         to_pod.insert(data_stream, tx);
-                        tokio::spawn(forward(
+                        forwards.spawn(forward(
                             sandbox.clone(),
                             port,
                             error_stream,
@@ -309,6 +314,8 @@ async fn run_spdy(socket: ws::Socket, sandbox: ObservedContainer) {
     }
     drop(to_pod);
     drop(out_tx);
+    // The session is over: connections still open towards the pod go with it.
+    forwards.shutdown().await;
     let _ = writer.await;
 }
 
@@ -355,7 +362,8 @@ async fn forward(
         }
     };
     let (mut read, mut write) = stream.into_split();
-    let upstream = async {
+    // Client → pod runs on its own: it ends with the client's FIN (or the session).
+    tokio::spawn(async move {
         while let Some(chunk) = from_client.recv().await {
             match chunk {
                 Some(bytes) => {
@@ -367,7 +375,10 @@ async fn forward(
             }
         }
         let _ = write.shutdown().await;
-    };
+    });
+    // Pod → client decides the end, as the kubelet's forwarder does: once the pod side closes,
+    // both streams are finished, so a client waiting for the error stream is never stuck
+    // behind an idle local connection.
     let downstream = async {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
@@ -398,6 +409,6 @@ async fn forward(
         }
         send(fin(data_stream)).await;
     };
-    tokio::join!(upstream, downstream);
+    downstream.await;
     send(fin(error_stream)).await;
 }
