@@ -19,6 +19,9 @@ pub struct Config {
     pub node_ip: Option<IpAddr>,
     /// The pod CIDR until `node.spec.podCIDR` is set; derived from the node name when `None`.
     pub pod_cidr: Option<String>,
+    /// The cluster's pod CIDR (every node's pod CIDR is inside it); pod traffic within it is
+    /// accepted between bridges and never masqueraded.
+    pub cluster_cidr: String,
     /// Where the node API listens (default `0.0.0.0:10250`); reported in the Node's status.
     pub node_api_listen: SocketAddr,
     /// The Docker Engine socket (`unix:///var/run/docker.sock` when `None`).
@@ -42,6 +45,7 @@ impl Default for Config {
             data_dir: PathBuf::from("/var/lib/skiff/agent"),
             node_ip: None,
             pod_cidr: None,
+            cluster_cidr: crate::pod_network::DEFAULT_CLUSTER_CIDR.into(),
             node_api_listen: SocketAddr::from(([0, 0, 0, 0], 10250)),
             docker_socket: None,
             cluster_dns: vec![IpAddr::V4(Ipv4Addr::new(10, 43, 0, 10))],
@@ -124,6 +128,12 @@ impl Config {
         {
             problems.push(format!(
                 "pod CIDR {cidr:?} is not an IPv4 CIDR with a prefix of /8 to /30"
+            ));
+        }
+        if parse_cidr(&self.cluster_cidr).is_none() {
+            problems.push(format!(
+                "cluster CIDR {:?} is not an IPv4 CIDR",
+                self.cluster_cidr
             ));
         }
         if self.cluster_domain.is_empty() {

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod node_api;
 pub mod plan;
 pub mod pod;
+pub mod pod_network;
 pub mod pods;
 pub mod probe;
 pub mod runtime;

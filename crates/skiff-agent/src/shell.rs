@@ -29,6 +29,7 @@ use crate::images;
 use crate::metrics::Metrics;
 use crate::node_api;
 use crate::pod;
+use crate::pod_network;
 use crate::pods::PodManager;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, NetworkSpec};
@@ -154,6 +155,11 @@ pub async fn run(
         })
         .await?;
     tracing::info!(node = %config.node_name, %node_ip, %pod_cidr, "node registered");
+    if let Err(e) =
+        pod_network::ensure_rules(&pod_network::cluster_rules(&config.cluster_cidr)).await
+    {
+        tracing::warn!(error = %e, "installing the pod network rules failed; pods of other nodes may be unreachable");
+    }
 
     let settings = Arc::new(Settings {
         node_name: config.node_name.clone(),
@@ -199,6 +205,12 @@ pub async fn run(
             let _ = stop.wait_for(|s| *s).await;
         },
     ));
+    let routing = tokio::spawn(route_to_nodes(
+        client.clone(),
+        config.node_name.clone(),
+        node_ip.clone(),
+        stop_rx.clone(),
+    ));
     let heartbeat = tokio::spawn(heartbeat(
         client.clone(),
         nodes.clone(),
@@ -212,7 +224,65 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = server.await;
     let _ = heartbeat.await;
+    let _ = routing.await;
     result
+}
+
+/// Keeps a route to every other machine's pod CIDR, from the Nodes' `podCIDR` and InternalIP.
+async fn route_to_nodes(
+    client: kube::Client,
+    own_name: String,
+    own_ip: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stream = watcher::watcher(Api::<Node>::all(client), watcher::Config::default()).boxed();
+    let mut nodes: std::collections::BTreeMap<String, pod_network::NodeRoute> =
+        std::collections::BTreeMap::new();
+    let route_of = |n: &Node| pod_network::NodeRoute {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        pod_cidr: n.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
+        internal_ip: n
+            .status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+            .map(|a| a.address.clone()),
+    };
+    loop {
+        let event = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            event = stream.next() => event,
+        };
+        let changed = match event {
+            Some(Ok(watcher::Event::Apply(n))) | Some(Ok(watcher::Event::InitApply(n))) => {
+                let route = route_of(&n);
+                nodes.insert(route.name.clone(), route);
+                true
+            }
+            Some(Ok(watcher::Event::Delete(n))) => nodes
+                .remove(n.metadata.name.as_deref().unwrap_or(""))
+                .is_some(),
+            Some(Ok(watcher::Event::Init)) => {
+                nodes.clear();
+                false
+            }
+            Some(Ok(watcher::Event::InitDone)) => true,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "watching nodes failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                false
+            }
+            None => return,
+        };
+        if changed {
+            let list: Vec<_> = nodes.values().cloned().collect();
+            if let Err(e) =
+                pod_network::ensure_routes(&pod_network::routes(&own_name, &own_ip, &list)).await
+            {
+                tracing::warn!(error = %e, "routing to other nodes' pods failed");
+            }
+        }
+    }
 }
 
 async fn heartbeat(

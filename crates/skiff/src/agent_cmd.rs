@@ -28,6 +28,9 @@ pub struct Args {
     /// The pod CIDR until the cluster assigns one [default: 10.42.<hash of name>.0/24].
     #[arg(long)]
     pod_cidr: Option<String>,
+    /// The cluster's pod CIDR: pod traffic within it crosses node bridges without NAT.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
     /// Where the node API (logs, exec, port-forward, stats) listens.
     #[arg(long, default_value = "0.0.0.0:10250")]
     node_api_listen: SocketAddr,
@@ -58,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         node_name: args.name,
         node_ip: args.node_ip,
         pod_cidr: args.pod_cidr,
+        cluster_cidr: args.cluster_cidr,
         node_api_listen: args.node_api_listen,
         docker_socket: Some(args.docker_socket),
         resync: Duration::from_secs(args.resync_seconds.max(1)),

@@ -204,3 +204,104 @@ async fn t13_a_missing_image_gives_err_image_pull_then_back_off() -> Result<()> 
     node.shutdown().await;
     Ok(())
 }
+
+/// Removes the pod network rules at the end if this test added them (also on failure).
+struct RulesGuard {
+    added: bool,
+}
+
+impl Drop for RulesGuard {
+    fn drop(&mut self) {
+        if !self.added {
+            return;
+        }
+        for rule in
+            skiff_agent::pod_network::cluster_rules(skiff_agent::pod_network::DEFAULT_CLUSTER_CIDR)
+        {
+            let mut args = vec![
+                "-w".to_string(),
+                "-t".to_string(),
+                rule.table.to_string(),
+                "-D".to_string(),
+                rule.chain.to_string(),
+            ];
+            args.extend(rule.args);
+            while std::process::Command::new("iptables")
+                .args(&args)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+            {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t14_pods_on_two_nodes_of_one_machine_reach_each_other_without_nat() -> Result<()> {
+    use skiff_agent::pod_network::{
+        DEFAULT_CLUSTER_CIDR, cluster_rules, ensure_rules, rules_present,
+    };
+    let rules = cluster_rules(DEFAULT_CLUSTER_CIDR);
+    let _rules = RulesGuard {
+        added: !rules_present(&rules).await?,
+    };
+    ensure_rules(&rules).await?;
+    let mut first = Node::start().await?;
+    let mut second = Node::start().await?;
+    let server = first.pod(
+        "server",
+        json!({"terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "web", "image": TEST_HTTPD_IMAGE}]}),
+    );
+    first.manager.apply(server.clone());
+    let server_status = first
+        .wait_status(&server, "the server running", LONG, |s| {
+            is_running(s, "web")
+        })
+        .await?;
+    let server_ip = server_status.pod_ip.clone().unwrap_or_default();
+    let client = second.pod("client", json!({"restartPolicy": "Never", "containers": [{"name": "get", "image": TEST_BUSYBOX_IMAGE,
+        "command": ["sh", "-c", format!("for i in $(seq 1 50); do wget -q -O - http://{server_ip}/ && exit 0; sleep 0.2; done; exit 1")]}]}));
+    second.manager.apply(client.clone());
+    let client_status = second
+        .wait_status(&client, "the client to finish", LONG, |s| {
+            container_status(s, "get")
+                .and_then(|c| c.state.as_ref())
+                .and_then(|st| st.terminated.as_ref())
+                .is_some()
+        })
+        .await?;
+    let done = container_status(&client_status, "get")
+        .and_then(|c| c.state.clone())
+        .and_then(|s| s.terminated)
+        .expect("terminated");
+    assert_eq!(
+        done.exit_code, 0,
+        "the client could not reach {server_ip} on the other node"
+    );
+    assert_ne!(client_status.pod_ip, server_status.pod_ip);
+    // The server saw the client's own pod IP (busybox httpd -v logs the peer).
+    let client_ip = client_status.pod_ip.clone().unwrap_or_default();
+    let web = first.container(&server, "web").await?;
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        use futures::StreamExt;
+        let mut stream = first.runtime.logs(&web.id, &Default::default());
+        let mut text = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            text.extend_from_slice(&chunk?);
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
+        if text.contains(&client_ip) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the server never logged {client_ip}: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.shutdown().await;
+    second.shutdown().await;
+    Ok(())
+}
