@@ -44,11 +44,15 @@ pub struct Args {
 
 fn default_data_dir(name: &str) -> PathBuf {
     // Root (the owner of /proc/self is the effective user) keeps state in /var/lib.
-    let is_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
     if is_root {
         PathBuf::from(format!("/var/lib/skiff/agent-{name}"))
     } else {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         home.join(format!(".local/share/skiff/agent-{name}"))
     }
 }
@@ -57,7 +61,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = skiff_agent::Config {
         server: args.server,
         token: args.token,
-        data_dir: args.data_dir.unwrap_or_else(|| default_data_dir(&args.name)),
+        data_dir: args
+            .data_dir
+            .unwrap_or_else(|| default_data_dir(&args.name)),
         node_name: args.name,
         node_ip: args.node_ip,
         pod_cidr: args.pod_cidr,
@@ -70,18 +76,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Err(problems) = config.validate() {
         anyhow::bail!("invalid agent configuration:\n  {}", problems.join("\n  "));
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(config.node_api_listen)
         .await
         .with_context(|| format!("binding the node API to {}", config.node_api_listen))?;
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
