@@ -56,11 +56,19 @@ async fn create_and_start(
 ) -> runtime::Result<String> {
     let id = match runtime.create_container(spec).await {
         Ok(id) => id,
-        Err(runtime::Error::Conflict(_)) => {
-            // A container with this name exists but is not one we observed for this pod (a
-            // pod of the same name that is being torn down, or a half-finished attempt).
-            runtime.remove_container(&spec.name).await?;
-            runtime.create_container(spec).await?
+        Err(runtime::Error::Conflict(message)) => {
+            // A container with this name exists. Ours (a half-finished attempt of this very pod)
+            // is replaced; another pod's of the same name (a deleted pod still being torn down
+            // within its grace period) is left alone: the start is retried after it is gone.
+            let ours = spec.labels.get(crate::labels::POD_UID);
+            match runtime.inspect_container(&spec.name).await? {
+                Some(existing) if Some(&existing.identity.pod_uid) == ours => {
+                    runtime.remove_container(&existing.id).await?;
+                    runtime.create_container(spec).await?
+                }
+                Some(_) => return Err(runtime::Error::Conflict(message)),
+                None => runtime.create_container(spec).await?,
+            }
         }
         Err(e) => return Err(e),
     };

@@ -305,3 +305,38 @@ async fn t14_pods_on_two_nodes_of_one_machine_reach_each_other_without_nat() -> 
     second.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t15_a_pod_recreated_under_the_same_name_waits_for_the_old_one() -> Result<()> {
+    let mut node = Node::start().await?;
+    let spec = json!({"terminationGracePeriodSeconds": 2, "containers": [{"name": "main", "image": TEST_BUSYBOX_IMAGE,
+        "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]}]});
+    let mut old = node.pod("same", spec.clone());
+    node.manager.apply(old.clone());
+    node.wait_status(&old, "the old pod running", LONG, |s| is_running(s, "main"))
+        .await?;
+    old.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    old.metadata.deletion_grace_period_seconds = Some(2);
+    node.manager.apply(old.clone());
+    let new = node.pod("same", spec);
+    node.manager.apply(new.clone());
+    node.wait_status(&new, "the new pod running", LONG, |s| is_running(s, "main"))
+        .await?;
+    node.wait_containers(&old, "the old pod gone", LONG, |list| list.is_empty())
+        .await?;
+    let old_uid = old.metadata.uid.clone().unwrap_or_default();
+    assert!(
+        node.statuses
+            .finished
+            .lock()
+            .map(|f| f.contains(&old_uid))
+            .unwrap_or(false),
+        "the old pod finished its teardown"
+    );
+    let current = node.container(&new, "main").await?;
+    assert_eq!(Some(current.identity.pod_uid), new.metadata.uid.clone());
+    node.shutdown().await;
+    Ok(())
+}
