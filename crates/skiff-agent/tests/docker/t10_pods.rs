@@ -340,3 +340,51 @@ async fn t15_a_pod_recreated_under_the_same_name_waits_for_the_old_one() -> Resu
     node.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t16_limits_and_security_context_reach_the_container() -> Result<()> {
+    let mut node = Node::start().await?;
+    let pod = node.pod("limited", json!({"terminationGracePeriodSeconds": 1, "restartPolicy": "Never", "containers": [
+        {"name": "main", "image": TEST_BUSYBOX_IMAGE, "command": ["sleep", "600"],
+         "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+         "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "readOnlyRootFilesystem": true}},
+        // Grows without bound: the kernel kills it at its limit.
+        {"name": "hog", "image": TEST_BUSYBOX_IMAGE, "command": ["tail", "/dev/zero"],
+         "resources": {"limits": {"memory": "16Mi"}}},
+    ]}));
+    node.manager.apply(pod.clone());
+    let status = node
+        .wait_status(&pod, "main running and the hog killed", LONG, |s| {
+            is_running(s, "main")
+                && container_status(s, "hog")
+                    .and_then(|c| c.state.as_ref())
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_some()
+        })
+        .await?;
+    let hog = container_status(&status, "hog")
+        .and_then(|c| c.state.clone())
+        .and_then(|s| s.terminated)
+        .expect("terminated");
+    assert_eq!(hog.reason.as_deref(), Some("OOMKilled"), "{hog:?}");
+    assert_eq!(
+        node.exec(&pod, "main", &["id", "-u"]).await?.1.trim(),
+        "1000"
+    );
+    assert_eq!(
+        node.exec(&pod, "main", &["id", "-g"]).await?.1.trim(),
+        "3000"
+    );
+    let (code, _) = node.exec(&pod, "main", &["touch", "/rootfs-write"]).await?;
+    assert_ne!(code, 0, "the root filesystem is read-only");
+    let (_, limit) = node
+        .exec(&pod, "main", &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"])
+        .await?;
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    let (_, quota) = node
+        .exec(&pod, "main", &["sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max"])
+        .await?;
+    assert_eq!(quota.trim(), "50000");
+    node.shutdown().await;
+    Ok(())
+}

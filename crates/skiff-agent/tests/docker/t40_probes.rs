@@ -145,3 +145,39 @@ async fn t42_readiness_flips_the_ready_condition() -> Result<()> {
     node.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t43_http_and_tcp_probes_and_a_post_start_hook() -> Result<()> {
+    let mut node = Node::start().await?;
+    let pod = node.pod("probed", json!({"terminationGracePeriodSeconds": 1, "containers": [
+        {"name": "web", "image": skiff_agent::images::TEST_HTTPD_IMAGE,
+         "ports": [{"name": "http", "containerPort": 80}],
+         "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+         "livenessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1, "failureThreshold": 1},
+         "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo started > /tmp/post-start"]}}}},
+        {"name": "lost", "image": skiff_agent::images::TEST_HTTPD_IMAGE,
+         "command": ["httpd", "-f", "-p", "8081", "-h", "/www"],
+         "readinessProbe": {"httpGet": {"path": "/missing", "port": 8081}, "periodSeconds": 1}},
+    ]}));
+    node.manager.apply(pod.clone());
+    let status = node
+        .wait_status(&pod, "web ready", LONG, |s| {
+            container_status(s, "web").map(|c| c.ready).unwrap_or(false)
+        })
+        .await?;
+    let lost = container_status(&status, "lost").expect("lost");
+    assert!(!lost.ready, "a 404 is not ready");
+    assert!(is_running(&status, "lost"));
+    assert_eq!(condition(&status, "Ready").as_deref(), Some("False"));
+    assert_eq!(
+        node.exec(&pod, "web", &["cat", "/tmp/post-start"]).await?.1,
+        "started\n"
+    );
+    // The tcpSocket liveness probe (failureThreshold 1, every second) passed all along.
+    assert_eq!(
+        container_status(&status, "web").map(|c| c.restart_count),
+        Some(0)
+    );
+    node.shutdown().await;
+    Ok(())
+}
