@@ -196,3 +196,6 @@ impl StatusSink for ApiStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
