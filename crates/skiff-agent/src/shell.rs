@@ -183,7 +183,7 @@ pub async fn run(
     let deps = Deps {
         runtime: runtime.clone(),
         objects: Arc::new(api::ApiObjects::new(client.clone())),
-        status: Arc::new(api::ApiStatus::new(client.clone())),
+        status: Arc::new(api::ApiStatus::new(client.clone(), &config.node_name)),
         settings,
         metrics: Some(metrics.clone()),
     };

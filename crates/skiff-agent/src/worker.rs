@@ -45,13 +45,19 @@ pub trait ObjectSource: Send + Sync + 'static {
     async fn claim_path(&self, namespace: &str, claim: &str) -> Result<Option<String>, String>;
 }
 
-/// Where pod statuses go.
+/// Where pod statuses (and the events `kubectl describe` shows) go.
 #[async_trait::async_trait]
 pub trait StatusSink: Send + Sync + 'static {
     async fn write_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), String>;
     /// Everything of a deleted pod is gone from the node: the API object may go too.
     async fn pod_finished(&self, pod: &Pod) -> Result<(), String>;
+    /// Records an event about the pod (`Pulling`, `Started`, `Killing`, `Unhealthy`, ...).
+    /// Must not block: implementations that write to the API do so in the background.
+    fn event(&self, pod: &Pod, warning: bool, reason: &str, message: &str);
 }
+
+/// The same event again within this window is not repeated.
+const EVENT_REPEAT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Node-wide settings every worker shares.
 #[derive(Clone, Debug)]
@@ -121,6 +127,8 @@ pub(crate) struct Worker {
     /// Whether the last sync left something to retry soon (back-off, failure).
     retry_soon: bool,
     last_sync: Instant,
+    /// When each (reason, message) event was last emitted.
+    events: HashMap<(String, String), Instant>,
 }
 
 impl Worker {
@@ -143,7 +151,22 @@ impl Worker {
             start_recorded: false,
             retry_soon: false,
             last_sync: Instant::now(),
+            events: HashMap::new(),
         }
+    }
+
+    /// Emits an event unless the same one went out within the last minute.
+    pub(crate) fn event(&mut self, warning: bool, reason: &str, message: &str) {
+        let key = (reason.to_string(), message.to_string());
+        if let Some(at) = self.events.get(&key)
+            && at.elapsed() < EVENT_REPEAT_WINDOW
+        {
+            return;
+        }
+        self.events
+            .retain(|_, at| at.elapsed() < EVENT_REPEAT_WINDOW);
+        self.events.insert(key, Instant::now());
+        self.deps.status.event(&self.pod, warning, reason, message);
     }
 
     fn uid(&self) -> String {
@@ -349,7 +372,10 @@ impl Worker {
         };
         let (objects, volume_sources, volume_error) = match prepared {
             Ok((o, v)) => (o, v, None),
-            Err(e) => (Objects::default(), HashMap::new(), Some(e)),
+            Err(e) => {
+                self.event(true, "FailedMount", &e);
+                (Objects::default(), HashMap::new(), Some(e))
+            }
         };
         let images = self.image_presence().await;
         let mut any_failed = false;
@@ -408,6 +434,20 @@ impl Worker {
             }
         }
         self.update_probes(&observed);
+        for (name, w) in &waiting {
+            match w.reason.as_str() {
+                "CrashLoopBackOff" => {
+                    let message = format!(
+                        "Back-off restarting failed container {name} in pod {}",
+                        pod::display(&self.pod)
+                    );
+                    self.event(true, "BackOff", &message);
+                }
+                "ImagePullBackOff" => self.event(false, "BackOff", &w.message),
+                "ErrImageNeverPull" => self.event(true, "ErrImageNeverPull", &w.message),
+                _ => {}
+            }
+        }
         self.retry_soon = any_failed
             || waiting.values().any(|w| {
                 matches!(
@@ -576,6 +616,11 @@ impl Worker {
                 }
                 if outcome == probe::Outcome::Failure {
                     tracing::info!(pod = %pod::display(&self.pod), container = %container.name, probe = kind.as_str(), %message, "probe failed");
+                    self.event(
+                        true,
+                        "Unhealthy",
+                        &format!("{} probe failed: {message}", kind.as_str()),
+                    );
                 }
                 if let Some(state) = self
                     .probes

@@ -134,11 +134,59 @@ impl ObjectSource for ApiObjects {
 
 pub struct ApiStatus {
     client: kube::Client,
+    node_name: String,
 }
 
 impl ApiStatus {
-    pub fn new(client: kube::Client) -> ApiStatus {
-        ApiStatus { client }
+    pub fn new(client: kube::Client, node_name: &str) -> ApiStatus {
+        ApiStatus {
+            client,
+            node_name: node_name.to_string(),
+        }
+    }
+}
+
+/// A core/v1 Event about `pod`, as the kubelet reports them (`kubectl describe` lists these).
+pub fn pod_event(
+    pod: &Pod,
+    node_name: &str,
+    warning: bool,
+    reason: &str,
+    message: &str,
+    now: k8s_openapi::jiff::Timestamp,
+) -> k8s_openapi::api::core::v1::Event {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{:x}", pod::name(pod), now.as_nanosecond())),
+            namespace: Some(pod::namespace(pod).to_string()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod::name(pod).to_string()),
+            namespace: Some(pod::namespace(pod).to_string()),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.to_string()),
+        message: Some(message.chars().take(1024).collect()),
+        type_: Some(if warning { "Warning" } else { "Normal" }.to_string()),
+        source: Some(EventSource {
+            component: Some("kubelet".into()),
+            host: Some(node_name.to_string()),
+        }),
+        reporting_component: Some("kubelet".into()),
+        reporting_instance: Some(node_name.to_string()),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        action: Some(reason.to_string()),
+        count: Some(1),
+        ..Default::default()
     }
 }
 
@@ -174,6 +222,26 @@ impl StatusSink for ApiStatus {
         .await
         .map(|_| ())
         .map_err(describe)
+    }
+
+    fn event(&self, pod: &Pod, warning: bool, reason: &str, message: &str) {
+        let event = pod_event(
+            pod,
+            &self.node_name,
+            warning,
+            reason,
+            message,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        let api = Api::<k8s_openapi::api::core::v1::Event>::namespaced(
+            self.client.clone(),
+            pod::namespace(pod),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = api.create(&PostParams::default(), &event).await {
+                tracing::debug!(error = %e, "recording an event failed");
+            }
+        });
     }
 
     async fn pod_finished(&self, pod: &Pod) -> Result<(), String> {

@@ -38,6 +38,11 @@ fn spec_container<'a>(worker: &'a Worker, kind: Kind, name: &str) -> Option<&'a 
 
 fn fail(worker: &mut Worker, name: &str, reason: &str, message: String) {
     tracing::warn!(pod = %pod::display(&worker.pod), container = name, reason, %message, "starting a container failed");
+    let event_reason = match reason {
+        "PostStartHookError" => "FailedPostStartHook",
+        _ => "Failed",
+    };
+    worker.event(true, event_reason, &format!("Error: {message}"));
     worker.memory.failures.insert(
         name.to_string(),
         Failure {
@@ -77,6 +82,13 @@ async fn create_and_start(
 }
 
 async fn create_sandbox(worker: &mut Worker, attempt: u32) -> bool {
+    if attempt > 0 {
+        worker.event(
+            false,
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.",
+        );
+    }
     let settings = worker.deps.settings.clone();
     let runtime = worker.deps.runtime.clone();
     if settings.sandbox_image == images::SANDBOX_IMAGE
@@ -129,6 +141,7 @@ async fn start_container(
     let runtime = worker.deps.runtime.clone();
     let image = container.image.clone().unwrap_or_default();
     if pull {
+        worker.event(false, "Pulling", &format!("Pulling image \"{image}\""));
         if let Err(e) = runtime.pull_image(&image).await {
             let now = Timestamp::now();
             let entry = worker.memory.pull_backoff.get(&image).map(|(b, _)| *b);
@@ -147,6 +160,17 @@ async fn start_container(
             return false;
         }
         worker.memory.pull_backoff.remove(&image);
+        worker.event(
+            false,
+            "Pulled",
+            &format!("Successfully pulled image \"{image}\""),
+        );
+    } else if attempt == 0 {
+        worker.event(
+            false,
+            "Pulled",
+            &format!("Container image \"{image}\" already present on machine"),
+        );
     }
     let Some(sandbox) = current_sandbox(observed) else {
         return false;
@@ -181,6 +205,8 @@ async fn start_container(
         }
     };
     worker.memory.failures.remove(name);
+    worker.event(false, "Created", &format!("Created container {name}"));
+    worker.event(false, "Started", &format!("Started container {name}"));
     if attempt > 0
         && let Some(m) = &worker.deps.metrics
     {
@@ -293,6 +319,16 @@ pub async fn execute(
                     && let Some(m) = &worker.deps.metrics
                 {
                     m.restarts_total.with_label_values(&["unhealthy"]).inc();
+                }
+                if let Some(container) = &job.container {
+                    let message = match job.reason {
+                        StopReason::Unhealthy => format!(
+                            "Container {} failed a liveness or startup probe, will be restarted",
+                            container.name
+                        ),
+                        _ => format!("Stopping container {}", container.name),
+                    };
+                    worker.event(false, "Killing", &message);
                 }
             }
             let results = join_all(

@@ -69,6 +69,8 @@ impl ObjectSource for MemObjects {
 #[derive(Default)]
 pub struct MemStatus {
     pub history: Mutex<HashMap<String, Vec<PodStatus>>>,
+    /// (pod uid, reason, message) of every event, in order.
+    pub events: Mutex<Vec<(String, String, String)>>,
     pub finished: Mutex<Vec<String>>,
     pub changed: Notify,
 }
@@ -86,6 +88,16 @@ impl StatusSink for MemStatus {
         self.changed.notify_waiters();
         Ok(())
     }
+    fn event(&self, pod: &Pod, _warning: bool, reason: &str, message: &str) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push((
+                pod.metadata.uid.clone().unwrap_or_default(),
+                reason.to_string(),
+                message.to_string(),
+            ));
+        }
+    }
+
     async fn pod_finished(&self, pod: &Pod) -> Result<(), String> {
         self.finished
             .lock()
@@ -266,6 +278,21 @@ impl Node {
             .ok()?
             .get(&uid)
             .and_then(|h| h.last().cloned())
+    }
+
+    /// The reasons of the events recorded for `pod`, in order.
+    pub fn event_reasons(&self, pod: &Pod) -> Vec<String> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.statuses
+            .events
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .filter(|(u, _, _)| *u == uid)
+                    .map(|(_, r, _)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn history(&self, pod: &Pod) -> Vec<PodStatus> {

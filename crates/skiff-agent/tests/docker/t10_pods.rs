@@ -201,6 +201,11 @@ async fn t13_a_missing_image_gives_err_image_pull_then_back_off() -> Result<()> 
     .await?;
     let status = node.latest(&pod).unwrap_or_default();
     assert_eq!(status.phase.as_deref(), Some("Pending"));
+    let reasons = node.event_reasons(&pod);
+    assert!(
+        reasons.iter().any(|r| r == "Pulling") && reasons.iter().any(|r| r == "Failed"),
+        "{reasons:?}"
+    );
     node.shutdown().await;
     Ok(())
 }

@@ -106,6 +106,13 @@ async fn t41_a_failing_liveness_probe_restarts_the_container() -> Result<()> {
         .and_then(|l| l.terminated)
         .expect("terminated");
     assert_ne!(last.exit_code, 0, "killed by the agent");
+    let reasons = node.event_reasons(&pod);
+    for reason in ["Pulled", "Created", "Started", "Unhealthy", "Killing"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "no {reason} event in {reasons:?}"
+        );
+    }
     node.shutdown().await;
     Ok(())
 }

@@ -50,3 +50,34 @@ fn the_status_patch_carries_only_owned_fields() {
     // so conditions written by other components survive.
     assert_eq!(patch["status"]["conditions"][0]["type"], "Ready");
 }
+
+#[test]
+fn events_name_the_pod_and_the_node() {
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("web".into());
+    pod.metadata.namespace = Some("prod".into());
+    pod.metadata.uid = Some("u-1".into());
+    let now = k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).expect("time");
+    let event = pod_event(
+        &pod,
+        "node-a",
+        true,
+        "Unhealthy",
+        "Liveness probe failed: boom",
+        now,
+    );
+    assert_eq!(event.metadata.namespace.as_deref(), Some("prod"));
+    assert!(
+        event
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("web.")
+    );
+    assert_eq!(event.involved_object.kind.as_deref(), Some("Pod"));
+    assert_eq!(event.involved_object.uid.as_deref(), Some("u-1"));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.source.and_then(|s| s.host).as_deref(), Some("node-a"));
+    assert_eq!(event.count, Some(1));
+}
