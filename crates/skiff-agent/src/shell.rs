@@ -214,6 +214,7 @@ pub async fn run(
     let heartbeat = tokio::spawn(heartbeat(
         client.clone(),
         nodes.clone(),
+        registered,
         facts,
         config.data_dir.clone(),
         metrics.clone(),
@@ -288,23 +289,27 @@ async fn route_to_nodes(
 async fn heartbeat(
     client: kube::Client,
     nodes: Api<Node>,
+    registered: Node,
     facts: node::Facts,
     data_dir: std::path::PathBuf,
     metrics: Metrics,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let leases: Api<Lease> = Api::namespaced(client, node::LEASE_NAMESPACE);
-    let mut last_status: Option<k8s_openapi::api::core::v1::NodeStatus> = None;
-    let mut node_object: Option<Node> = None;
+    let mut last_status = registered.status.clone();
+    // The Lease is owned by the Node (its uid); it is renewed even while status writes fail.
+    let mut node_object = Some(registered);
+    let mut status_written = false;
     let mut ticks = 0u64;
     loop {
         let measured = node::measure(facts.clone(), &data_dir);
         // Status every minute (and at once); the Lease every tick.
-        if ticks.is_multiple_of(6) || node_object.is_none() {
+        if ticks.is_multiple_of(6) || !status_written {
             match node::update_status(&nodes, &measured, last_status.as_ref()).await {
                 Ok(node) => {
                     last_status = node.status.clone();
                     node_object = Some(node);
+                    status_written = true;
                     metrics
                         .node_status_updates
                         .with_label_values(&["status", "ok"])
