@@ -5,6 +5,7 @@
 //! This is the only crate that reads flags, the environment and files, and the only one that
 //! installs the tracing subscriber; components receive plain config structs.
 
+mod agent_cmd;
 mod bench;
 mod cluster_cmd;
 mod control_plane;
@@ -35,6 +36,8 @@ enum Command {
     Cluster(cluster_cmd::Args),
     /// Measure Skiff (and compare it with peers) on this machine.
     Bench(bench::Args),
+    /// Run a node agent: join a cluster, register a Node, run its pods on Docker.
+    Agent(agent_cmd::Args),
 }
 
 fn init_tracing() {
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Agent(args) => agent_cmd::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,393 @@
+//! Carrying out a plan's actions on the runtime: sandbox and container creation (image pull,
+//! container config, postStart), stops (preStop within the grace period, then SIGTERM and
+//! SIGKILL), removals and the release of the pod's volumes. Failures are recorded in the
+//! worker's memory, where the planner and the status computation see them.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::jiff::Timestamp;
+
+use super::{Worker, current_sandbox, hooks};
+use crate::backoff;
+use crate::container_config::{self, Objects, VolumeSource};
+use crate::images;
+use crate::labels::Kind;
+use crate::plan::{Failure, RuntimeAction, StopReason};
+use crate::pod;
+use crate::runtime::{self, ContainerSpec, ObservedContainer};
+
+pub struct Outcome {
+    pub executed: usize,
+    pub failed: bool,
+}
+
+fn spec_container<'a>(worker: &'a Worker, kind: Kind, name: &str) -> Option<&'a Container> {
+    let spec = worker.pod.spec.as_ref()?;
+    match kind {
+        Kind::Init => spec
+            .init_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == name),
+        _ => spec.containers.iter().find(|c| c.name == name),
+    }
+}
+
+fn fail(worker: &mut Worker, name: &str, reason: &str, message: String) {
+    tracing::warn!(pod = %pod::display(&worker.pod), container = name, reason, %message, "starting a container failed");
+    let event_reason = match reason {
+        "PostStartHookError" => "FailedPostStartHook",
+        _ => "Failed",
+    };
+    worker.event(true, event_reason, &format!("Error: {message}"));
+    worker.memory.failures.insert(
+        name.to_string(),
+        Failure {
+            reason: reason.to_string(),
+            message,
+            at: Timestamp::now(),
+            fresh: true,
+        },
+    );
+}
+
+/// Creates (replacing a leftover of the same name) and starts a container.
+async fn create_and_start(
+    runtime: &dyn runtime::ContainerRuntime,
+    spec: &ContainerSpec,
+) -> runtime::Result<String> {
+    let id = match runtime.create_container(spec).await {
+        Ok(id) => id,
+        Err(runtime::Error::Conflict(message)) => {
+            // A container with this name exists. Ours (a half-finished attempt of this very pod)
+            // is replaced; another pod's of the same name (a deleted pod still being torn down
+            // within its grace period) is left alone: the start is retried after it is gone.
+            let ours = spec.labels.get(crate::labels::POD_UID);
+            match runtime.inspect_container(&spec.name).await? {
+                Some(existing) if Some(&existing.identity.pod_uid) == ours => {
+                    runtime.remove_container(&existing.id).await?;
+                    runtime.create_container(spec).await?
+                }
+                Some(_) => return Err(runtime::Error::Conflict(message)),
+                None => runtime.create_container(spec).await?,
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    runtime.start_container(&id).await?;
+    Ok(id)
+}
+
+async fn create_sandbox(worker: &mut Worker, attempt: u32) -> bool {
+    if attempt > 0 {
+        worker.event(
+            false,
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.",
+        );
+    }
+    let settings = worker.deps.settings.clone();
+    let runtime = worker.deps.runtime.clone();
+    if settings.sandbox_image == images::SANDBOX_IMAGE
+        && !runtime
+            .image_present(images::SANDBOX_IMAGE)
+            .await
+            .unwrap_or(true)
+        && let Err(e) = images::ensure(
+            runtime.as_ref(),
+            &[images::LocalImage::Sandbox],
+            images::BUSYBOX_PATH,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "building the sandbox image failed");
+        return false;
+    }
+    let spec = container_config::sandbox_spec(
+        &worker.pod,
+        attempt,
+        &settings.network,
+        &settings.sandbox_image,
+        &settings.node,
+        &settings.cluster,
+        pod::grace_seconds(&worker.pod),
+    );
+    match create_and_start(runtime.as_ref(), &spec).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(pod = %pod::display(&worker.pod), error = %e, "creating the pod sandbox failed");
+            false
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the action plus the sync pass's shared inputs
+async fn start_container(
+    worker: &mut Worker,
+    name: &str,
+    kind: Kind,
+    attempt: u32,
+    pull: bool,
+    observed: &[ObservedContainer],
+    objects: &Objects,
+    volumes: &HashMap<String, VolumeSource>,
+) -> bool {
+    let Some(container) = spec_container(worker, kind, name).cloned() else {
+        return false;
+    };
+    let runtime = worker.deps.runtime.clone();
+    let image = container.image.clone().unwrap_or_default();
+    if pull {
+        worker.event(false, "Pulling", &format!("Pulling image \"{image}\""));
+        if let Err(e) = runtime.pull_image(&image).await {
+            let now = Timestamp::now();
+            let entry = worker.memory.pull_backoff.get(&image).map(|(b, _)| *b);
+            let failed_at = worker
+                .memory
+                .pull_backoff
+                .get(&image)
+                .map(|(_, at)| *at)
+                .unwrap_or(now);
+            let next = backoff::next(entry.as_ref(), failed_at, now);
+            worker
+                .memory
+                .pull_backoff
+                .insert(image.clone(), (next, now));
+            fail(worker, name, "ErrImagePull", e.to_string());
+            return false;
+        }
+        worker.memory.pull_backoff.remove(&image);
+        worker.event(
+            false,
+            "Pulled",
+            &format!("Successfully pulled image \"{image}\""),
+        );
+    } else if attempt == 0 {
+        worker.event(
+            false,
+            "Pulled",
+            &format!("Container image \"{image}\" already present on machine"),
+        );
+    }
+    let Some(sandbox) = current_sandbox(observed) else {
+        return false;
+    };
+    let mut node = worker.deps.settings.node.clone();
+    node.pod_ip = if pod::host_network(&worker.pod) {
+        Some(node.host_ip.clone())
+    } else {
+        sandbox.ip.clone()
+    };
+    let ctx = container_config::Context {
+        node: &node,
+        cluster: &worker.deps.settings.cluster,
+        objects,
+        volumes,
+        sandbox_id: &sandbox.id,
+        grace_seconds: pod::grace_seconds(&worker.pod),
+    };
+    let spec = match container_config::container_spec(&worker.pod, &container, kind, attempt, &ctx)
+    {
+        Ok(spec) => spec,
+        Err(e) => {
+            fail(worker, name, "CreateContainerConfigError", e.to_string());
+            return false;
+        }
+    };
+    let id = match create_and_start(runtime.as_ref(), &spec).await {
+        Ok(id) => id,
+        Err(e) => {
+            fail(worker, name, "RunContainerError", e.to_string());
+            return false;
+        }
+    };
+    worker.memory.failures.remove(name);
+    worker.event(false, "Created", &format!("Created container {name}"));
+    worker.event(false, "Started", &format!("Started container {name}"));
+    if attempt > 0
+        && let Some(m) = &worker.deps.metrics
+    {
+        m.restarts_total.with_label_values(&["restart"]).inc();
+    }
+    if let Some(handler) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.post_start.as_ref())
+    {
+        let pod_ip = node.pod_ip.clone().unwrap_or_default();
+        let deadline = Duration::from_secs(pod::grace_seconds(&worker.pod).max(1) as u64);
+        if let Err(message) = hooks::run(
+            runtime.as_ref(),
+            handler,
+            &container,
+            &id,
+            &pod_ip,
+            deadline,
+        )
+        .await
+        {
+            tracing::warn!(pod = %pod::display(&worker.pod), container = name, %message, "postStart hook failed; killing the container");
+            let _ = runtime.stop_container(&id, Duration::ZERO).await;
+            fail(worker, name, "PostStartHookError", message);
+            return false;
+        }
+    }
+    true
+}
+
+struct StopJob {
+    id: String,
+    container: Option<Container>,
+    grace: Duration,
+    pre_stop: bool,
+    reason: StopReason,
+}
+
+async fn stop(runtime: &dyn runtime::ContainerRuntime, job: StopJob, pod_ip: String) -> bool {
+    let started = Instant::now();
+    if job.pre_stop
+        && let Some(container) = &job.container
+        && let Some(handler) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+        && let Err(message) =
+            hooks::run(runtime, handler, container, &job.id, &pod_ip, job.grace).await
+    {
+        tracing::info!(container = %container.name, %message, "preStop hook failed");
+    }
+    let remaining = job.grace.saturating_sub(started.elapsed());
+    match runtime.stop_container(&job.id, remaining).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(id = %job.id, reason = ?job.reason, error = %e, "stopping a container failed");
+            false
+        }
+    }
+}
+
+pub async fn execute(
+    worker: &mut Worker,
+    actions: &[RuntimeAction],
+    observed: &[ObservedContainer],
+    objects: &Objects,
+    volumes: &HashMap<String, VolumeSource>,
+    blocked: bool,
+) -> super::actions::Outcome {
+    let mut outcome = Outcome {
+        executed: 0,
+        failed: false,
+    };
+    let runtime = worker.deps.runtime.clone();
+    let pod_ip = current_sandbox(observed)
+        .and_then(|s| s.ip.clone())
+        .unwrap_or_default();
+    let mut index = 0;
+    while index < actions.len() {
+        // Consecutive stops of app/init containers run together (each within its own grace).
+        let mut batch = Vec::new();
+        while let Some(RuntimeAction::StopContainer {
+            id,
+            name,
+            kind,
+            grace,
+            pre_stop,
+            reason,
+        }) = actions.get(index)
+        {
+            if *kind == Kind::Sandbox && !batch.is_empty() {
+                break;
+            }
+            batch.push(StopJob {
+                id: id.clone(),
+                container: spec_container(worker, *kind, name).cloned(),
+                grace: *grace,
+                pre_stop: *pre_stop,
+                reason: *reason,
+            });
+            index += 1;
+            if *kind == Kind::Sandbox {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            for job in &batch {
+                if job.reason == StopReason::Unhealthy
+                    && let Some(m) = &worker.deps.metrics
+                {
+                    m.restarts_total.with_label_values(&["unhealthy"]).inc();
+                }
+                if let Some(container) = &job.container {
+                    let message = match job.reason {
+                        StopReason::Unhealthy => format!(
+                            "Container {} failed a liveness or startup probe, will be restarted",
+                            container.name
+                        ),
+                        _ => format!("Stopping container {}", container.name),
+                    };
+                    worker.event(false, "Killing", &message);
+                }
+            }
+            let results = join_all(
+                batch
+                    .into_iter()
+                    .map(|job| stop(runtime.as_ref(), job, pod_ip.clone())),
+            )
+            .await;
+            outcome.executed += results.len();
+            outcome.failed |= results.iter().any(|ok| !ok);
+            continue;
+        }
+        let Some(action) = actions.get(index) else {
+            break;
+        };
+        index += 1;
+        let ok = match action {
+            RuntimeAction::CreateSandbox { attempt } => create_sandbox(worker, *attempt).await,
+            RuntimeAction::StartContainer {
+                name,
+                kind,
+                attempt,
+                pull,
+            } => {
+                if blocked {
+                    continue;
+                }
+                start_container(
+                    worker, name, *kind, *attempt, *pull, observed, objects, volumes,
+                )
+                .await
+            }
+            RuntimeAction::RemoveContainer { id } => match runtime.remove_container(id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "removing a container failed");
+                    false
+                }
+            },
+            RuntimeAction::ReleasePodResources => {
+                let dir = worker.deps.settings.pod_dir(&worker.uid());
+                match tokio::task::spawn_blocking(move || crate::volumes::writer::release(&dir))
+                    .await
+                {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "releasing the pod's volumes failed");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "releasing the pod's volumes panicked");
+                        false
+                    }
+                }
+            }
+            RuntimeAction::StopContainer { .. } => true,
+        };
+        outcome.executed += 1;
+        outcome.failed |= !ok;
+    }
+    outcome
+}

@@ -1,0 +1,60 @@
+//! The pod worker's lifecycle as an explicit state machine: which pod version it holds and
+//! whether it syncs, tears down or has finished, driven by a closed set of events.
+
+use k8s_openapi::api::core::v1::Pod;
+
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A new version of the pod from the API.
+    Update(Box<Pod>),
+    /// The pod is no longer in the API (deleted, possibly while the agent was down).
+    Gone,
+    /// Something may have changed (a container event, a timer): sync again.
+    Wake,
+    /// The agent stops: leave containers as they are (a restarted agent re-adopts them).
+    Shutdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Drives the pod towards its spec.
+    Syncing,
+    /// The pod is being deleted (or gone): stops and removes its containers.
+    Terminating { gone: bool },
+    /// Nothing of the pod is left (or the agent is stopping); the worker ends.
+    Finished,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Sync,
+    Exit,
+    Nothing,
+}
+
+/// One transition. `pod` is the worker's current pod, replaced on updates.
+pub fn step(state: &State, pod: &mut Pod, event: Event) -> (State, Command) {
+    match (state, event) {
+        (State::Finished, _) => (State::Finished, Command::Exit),
+        (_, Event::Shutdown) => (State::Finished, Command::Exit),
+        (State::Terminating { gone: true }, Event::Update(_)) => (state.clone(), Command::Sync),
+        (_, Event::Update(new)) => {
+            // A pod with another uid under the same name is another pod: the shell routes by uid,
+            // so an update here always has ours.
+            *pod = *new;
+            if pod.metadata.deletion_timestamp.is_some() {
+                (State::Terminating { gone: false }, Command::Sync)
+            } else if matches!(state, State::Terminating { .. }) {
+                // Deletion is never undone.
+                (state.clone(), Command::Sync)
+            } else {
+                (State::Syncing, Command::Sync)
+            }
+        }
+        (_, Event::Gone) => (State::Terminating { gone: true }, Command::Sync),
+        (s, Event::Wake) => (s.clone(), Command::Sync),
+    }
+}
+
+#[cfg(test)]
+mod tests;

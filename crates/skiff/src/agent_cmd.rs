@@ -1,0 +1,101 @@
+//! `skiff agent`: runs a node agent (the kubelet) that joins a cluster with a node join token,
+//! registers its Node and runs the pods bound to it on this machine's Docker Engine.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The API server, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "SKIFF_SERVER")]
+    server: String,
+    /// The node join token (skiffnode1.<ca sha256>.<secret>), as `skiff server` prints it.
+    #[arg(long, env = "SKIFF_NODE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The Node's name (several agents on one machine need distinct names).
+    #[arg(long)]
+    name: String,
+    /// Identity and pod volumes [default: /var/lib/skiff/agent-<name>, or
+    /// ~/.local/share/skiff/agent-<name> when not root].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The node's address [default: the one used to reach the API server].
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// The pod CIDR until the cluster assigns one [default: 10.42.<hash of name>.0/24].
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// The cluster's pod CIDR: pod traffic within it crosses node bridges without NAT.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// Where the node API (logs, exec, port-forward, stats) listens.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    node_api_listen: SocketAddr,
+    /// The Docker Engine socket.
+    #[arg(long, default_value = "unix:///var/run/docker.sock")]
+    docker_socket: String,
+    /// How often a quiet pod is synced anyway, in seconds.
+    #[arg(long, default_value_t = 10)]
+    resync_seconds: u64,
+}
+
+fn default_data_dir(name: &str) -> PathBuf {
+    // Root (the owner of /proc/self is the effective user) keeps state in /var/lib.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        PathBuf::from(format!("/var/lib/skiff/agent-{name}"))
+    } else {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(format!(".local/share/skiff/agent-{name}"))
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = skiff_agent::Config {
+        server: args.server,
+        token: args.token,
+        data_dir: args
+            .data_dir
+            .unwrap_or_else(|| default_data_dir(&args.name)),
+        node_name: args.name,
+        node_ip: args.node_ip,
+        pod_cidr: args.pod_cidr,
+        cluster_cidr: args.cluster_cidr,
+        node_api_listen: args.node_api_listen,
+        docker_socket: Some(args.docker_socket),
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+        ..skiff_agent::Config::default()
+    };
+    if let Err(problems) = config.validate() {
+        anyhow::bail!("invalid agent configuration:\n  {}", problems.join("\n  "));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.node_api_listen)
+        .await
+        .with_context(|| format!("binding the node API to {}", config.node_api_listen))?;
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping the agent (containers keep running)");
+    };
+    skiff_agent::run(config, listener, shutdown).await?;
+    Ok(())
+}
