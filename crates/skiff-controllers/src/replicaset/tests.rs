@@ -70,16 +70,8 @@ fn doubled_up_pods_go_first_among_equals() {
     let b = pod("b", true, "n1", "Running", Some("2024-01-01T00:01:00Z"));
     let c = pod("c", true, "n2", "Running", Some("2024-01-01T00:01:00Z"));
     let chosen = pods_to_delete(&[&c, &a, &b], 1);
-    assert_eq!(chosen[0].metadata.node_name_for_test(), "n1");
-}
-
-trait NodeName {
-    fn node_name_for_test(&self) -> String;
-}
-impl NodeName for ObjectMeta {
-    fn node_name_for_test(&self) -> String {
-        self.name.as_deref().map(|n| if n == "c" { "n2" } else { "n1" }).unwrap_or_default().to_string()
-    }
+    let name = chosen[0].metadata.name.as_deref().unwrap_or_default();
+    assert!(name == "a" || name == "b", "{name}");
 }
 
 #[test]
