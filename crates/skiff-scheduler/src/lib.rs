@@ -12,10 +12,14 @@
 //! copy); the core never panics on input; every failure says whether it is unschedulable,
 //! unresolvable or an error.
 
+pub mod bench;
 pub mod cycle;
 pub mod filter;
+pub mod metrics;
 pub mod preemption;
+pub mod queue;
 pub mod resources;
+pub mod runner;
 pub mod schedule;
 pub mod score;
 pub mod snapshot;
