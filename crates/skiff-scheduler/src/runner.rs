@@ -364,8 +364,8 @@ async fn bind(client: &Client, pod: &Pod, node: &str, claims: &[String]) -> Resu
         "metadata": {"name": name, "namespace": namespace, "uid": pod.metadata.uid},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node}
     });
-    let body = serde_json::to_vec(&binding).unwrap_or_default();
-    pods.create_subresource::<serde_json::Value>("binding", &name, &PostParams::default(), body).await?;
+    pods.create_subresource::<serde_json::Value, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
+        .await?;
     record(client, pod, false, "Scheduled", &format!("Successfully assigned {namespace}/{name} to {node}")).await
 }
 

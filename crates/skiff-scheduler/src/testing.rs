@@ -67,11 +67,6 @@ pub fn pod(name: &str, cpu: &str, memory: &str) -> Pod {
     pod
 }
 
-/// A pod from JSON (merged over `pod(name, "", "")`'s metadata).
-pub fn pod_json(value: serde_json::Value) -> Pod {
-    serde_json::from_value(value).unwrap_or_default()
-}
-
 /// Bind a pod to a node.
 pub fn on(mut pod: Pod, node: &str) -> Pod {
     pod.spec.get_or_insert_with(Default::default).node_name = Some(node.into());

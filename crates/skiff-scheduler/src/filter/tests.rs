@@ -261,9 +261,12 @@ fn claim_pod(claim: &str) -> k8s_openapi::api::core::v1::Pod {
     p
 }
 
+fn from<T: serde::de::DeserializeOwned + Default>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).unwrap_or_default()
+}
+
 fn volume_snapshot() -> Snapshot {
     let mut snap = snapshot(vec![node("n1", "2", "4Gi"), node("n2", "2", "4Gi")], vec![]);
-    let from = |v: serde_json::Value| serde_json::from_value(v).unwrap_or_default();
     snap.upsert_storage_class(Arc::new(from(json!({"metadata": {"name": "local-path"},
         "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"}))));
     snap.upsert_storage_class(Arc::new(from(json!({"metadata": {"name": "fast"},
