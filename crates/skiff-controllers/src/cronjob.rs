@@ -82,7 +82,7 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
         }
     }
     // History limits.
-    let mut prune = |kind: &str, limit: i32, changes: &mut Vec<Change>| {
+    let prune = |kind: &str, limit: i32, changes: &mut Vec<Change>| {
         let mut done: Vec<&&Job> = mine.iter().filter(|j| finished(j).map(|(k, _)| k) == Some(kind)).collect();
         let limit = limit.max(0) as usize;
         if done.len() > limit {
@@ -175,7 +175,7 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
                 }
             }
             if let Some(next) = schedule.next(now) {
-                requeue = Some((next - now).as_secs().max(0) + 1);
+                requeue = Some(next.duration_since(now).as_secs().max(0) + 1);
             }
         }
     }

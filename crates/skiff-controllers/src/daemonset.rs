@@ -141,7 +141,7 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
     let mut desired = 0;
     let mut scheduled = 0;
     let mut misscheduled = 0;
-    let mut delete = |pod: &Pod, changes: &mut Vec<Change>| {
+    let delete = |pod: &Pod, changes: &mut Vec<Change>| {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         changes.push(Change::DeletePod { name: pod_name.clone(), uid: pod.metadata.uid.clone().unwrap_or_default() });
         changes.push(Change::Event(Record::normal("SuccessfulDelete", format!("Deleted pod: {pod_name}"))));

@@ -120,7 +120,7 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
             if expiry <= now {
                 changes.push(Change::DeleteJob);
             } else {
-                requeue = Some((expiry - now).as_secs() + 1);
+                requeue = Some(expiry.duration_since(now).as_secs() + 1);
             }
         }
         return Plan { changes, requeue_after_seconds: requeue };
@@ -143,7 +143,7 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
         if due <= now {
             failure = Some(("DeadlineExceeded", "Job was active longer than specified deadline".into()));
         } else {
-            requeue = Some((due - now).as_secs() + 1);
+            requeue = Some(due.duration_since(now).as_secs() + 1);
         }
     }
     let indexed = spec.completion_mode.as_deref() == Some("Indexed");
@@ -204,7 +204,7 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
             if let Some(last) = last {
                 let ready_at = last + SignedDuration::from_secs(delay);
                 if ready_at > now {
-                    requeue = Some(requeue.map_or((ready_at - now).as_secs() + 1, |r| r.min((ready_at - now).as_secs() + 1)));
+                    requeue = Some(requeue.map_or(ready_at.duration_since(now).as_secs() + 1, |r| r.min(ready_at.duration_since(now).as_secs() + 1)));
                     missing = 0;
                 }
             }

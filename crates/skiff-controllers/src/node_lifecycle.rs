@@ -84,7 +84,7 @@ pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now
         let deadline = heartbeat + config.grace_period;
         let unreachable = deadline <= now;
         if !unreachable {
-            requeue = earlier(requeue, (deadline - now).as_secs().max(0) + 1);
+            requeue = earlier(requeue, deadline.duration_since(now).as_secs().max(0) + 1);
         }
         let ready = ready_condition(node);
         let mut conditions = node.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
@@ -181,7 +181,7 @@ pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now
                         record: Record::normal("TaintManagerEviction", format!("Marking for deletion Pod {namespace}/{pod_name}")),
                     });
                 }
-                Some(at) => requeue = earlier(requeue, (at - now).as_secs().max(0) + 1),
+                Some(at) => requeue = earlier(requeue, at.duration_since(now).as_secs().max(0) + 1),
                 None => {}
             }
         }

@@ -157,7 +157,7 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
     let requeue_after_seconds = active
         .iter()
         .filter_map(|p| available_at(p, min_ready, now))
-        .map(|at| (at - now).as_secs().max(0) + 1)
+        .map(|at| at.duration_since(now).as_secs().max(0) + 1)
         .min();
     Plan {
         changes,

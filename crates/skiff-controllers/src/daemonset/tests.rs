@@ -53,14 +53,14 @@ fn one_pod_per_eligible_node_pinned_by_affinity() {
         node("b", json!({}), json!([])),
         node("tainted", json!({}), json!([{"key": "x", "effect": "NoSchedule"}])),
     ];
-    let plan = plan(&ds(json!({})), &nodes, &[], &[], now());
-    let created: Vec<&String> = plan.changes.iter().filter_map(|c| match c { Change::CreatePod { node, .. } => Some(node), _ => None }).collect();
+    let outcome = plan(&ds(json!({})), &nodes, &[], &[], now());
+    let created: Vec<&String> = outcome.changes.iter().filter_map(|c| match c { Change::CreatePod { node, .. } => Some(node), _ => None }).collect();
     assert_eq!(created, vec!["a", "b"]);
-    let Some(Change::CreatePod { pod, .. }) = plan.changes.iter().find(|c| matches!(c, Change::CreatePod { .. })) else { panic!() };
+    let Some(Change::CreatePod { pod, .. }) = outcome.changes.iter().find(|c| matches!(c, Change::CreatePod { .. })) else { panic!() };
     assert_eq!(node_of(pod), "a");
     let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
     assert!(tolerations.iter().any(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable")));
-    let status = plan.changes.iter().find_map(|c| match c { Change::UpdateStatus(s) => Some(s.clone()), _ => None }).unwrap_or_default();
+    let status = outcome.changes.iter().find_map(|c| match c { Change::UpdateStatus(s) => Some(s.clone()), _ => None }).unwrap_or_default();
     assert_eq!((status.desired_number_scheduled, status.current_number_scheduled), (2, 0));
 }
 
@@ -87,8 +87,8 @@ fn removes_duplicates_and_misscheduled_pods() {
         _ => None,
     }).unwrap_or_default();
     let pods = vec![daemon_pod("p1", "a", &hash, true), daemon_pod("p2", "a", &hash, true), daemon_pod("p3", "t", &hash, true)];
-    let plan = plan(&set, &nodes, &pods, &[], now());
-    let deleted: Vec<&String> = plan.changes.iter().filter_map(|c| match c { Change::DeletePod { name, .. } => Some(name), _ => None }).collect();
+    let outcome = plan(&set, &nodes, &pods, &[], now());
+    let deleted: Vec<&String> = outcome.changes.iter().filter_map(|c| match c { Change::DeletePod { name, .. } => Some(name), _ => None }).collect();
     assert_eq!(deleted.len(), 2);
     assert!(deleted.contains(&&"p3".to_string()));
 }
@@ -98,13 +98,13 @@ fn rolling_update_respects_max_unavailable() {
     let nodes: Vec<Node> = (0..4).map(|i| node(&format!("n{i}"), json!({}), json!([]))).collect();
     let set = ds(json!({}));
     let old_pods: Vec<Pod> = (0..4).map(|i| daemon_pod(&format!("p{i}"), &format!("n{i}"), "old", true)).collect();
-    let plan = plan(&set, &nodes, &old_pods, &[], now());
-    let deleted = plan.changes.iter().filter(|c| matches!(c, Change::DeletePod { .. })).count();
+    let outcome = plan(&set, &nodes, &old_pods, &[], now());
+    let deleted = outcome.changes.iter().filter(|c| matches!(c, Change::DeletePod { .. })).count();
     assert_eq!(deleted, 1, "maxUnavailable defaults to 1");
     // One already unavailable: no budget left for available ones, but the unavailable old one goes.
     let mut pods = old_pods.clone();
     pods[0] = daemon_pod("p0", "n0", "old", false);
-    let plan = plan(&set, &nodes, &pods, &[], now());
-    let deleted: Vec<&String> = plan.changes.iter().filter_map(|c| match c { Change::DeletePod { name, .. } => Some(name), _ => None }).collect();
+    let outcome = plan(&set, &nodes, &pods, &[], now());
+    let deleted: Vec<&String> = outcome.changes.iter().filter_map(|c| match c { Change::DeletePod { name, .. } => Some(name), _ => None }).collect();
     assert_eq!(deleted, vec!["p0"]);
 }

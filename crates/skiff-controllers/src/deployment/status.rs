@@ -174,7 +174,7 @@ pub(super) fn sync(pass: &mut Pass<'_>, rollout: bool) {
     {
         let deadline = i64::from(d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(600));
         let due = updated.0 + SignedDuration::from_secs(deadline);
-        let after = (due - pass.now).as_secs().max(0) + 1;
+        let after = due.duration_since(pass.now).as_secs().max(0) + 1;
         pass.requeue = Some(pass.requeue.map_or(after, |r| r.min(after)));
     }
     // Pods becoming available after minReadySeconds need another look.

@@ -58,9 +58,8 @@ async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> 
                     if let Some(spec) = copy.spec.as_mut() {
                         spec.finalizers = Some(spec.finalizers.clone().unwrap_or_default().into_iter().filter(|f| f != FINALIZER).collect());
                     }
-                    let body = serde_json::to_vec(&copy).unwrap_or_default();
                     let api: Api<Namespace> = Api::all(ctx.client.clone());
-                    write("finalize namespace", api.replace_subresource("finalize", &name, &PostParams::default(), body)).await?;
+                    write("finalize namespace", api.replace_subresource::<Namespace>("finalize", &name, &PostParams::default(), &copy)).await?;
                 }
             }
         }
