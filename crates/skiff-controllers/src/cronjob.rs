@@ -28,7 +28,10 @@ pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-tim
 pub enum Change {
     CreateJob(Box<Job>),
     /// Delete a Job (background propagation).
-    DeleteJob { name: String, uid: String },
+    DeleteJob {
+        name: String,
+        uid: String,
+    },
     UpdateStatus(Box<CronJobStatus>),
     Event(Record),
 }
@@ -64,7 +67,10 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
     let uid = cron_job.metadata.uid.clone().unwrap_or_default();
     let before = cron_job.status.clone().unwrap_or_default();
     let mut status = before.clone();
-    let mine: Vec<&Job> = jobs.iter().filter(|j| is_controlled_by(&j.metadata, &uid)).collect();
+    let mine: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| is_controlled_by(&j.metadata, &uid))
+        .collect();
     let running: Vec<&Job> = mine
         .iter()
         .copied()
@@ -73,9 +79,17 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
     let mut active: Vec<ObjectReference> = running.iter().map(|j| reference(j)).collect();
     for job in &mine {
         if let Some(("Complete", at)) = finished(job) {
-            let completed = job.status.as_ref().and_then(|s| s.completion_time.as_ref()).map(|t| t.0).or(at);
+            let completed = job
+                .status
+                .as_ref()
+                .and_then(|s| s.completion_time.as_ref())
+                .map(|t| t.0)
+                .or(at);
             if let Some(at) = completed
-                && status.last_successful_time.as_ref().is_none_or(|t| t.0 < at)
+                && status
+                    .last_successful_time
+                    .as_ref()
+                    .is_none_or(|t| t.0 < at)
             {
                 status.last_successful_time = Some(time(at));
             }
@@ -83,24 +97,52 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
     }
     // History limits.
     let prune = |kind: &str, limit: i32, changes: &mut Vec<Change>| {
-        let mut done: Vec<&&Job> = mine.iter().filter(|j| finished(j).map(|(k, _)| k) == Some(kind)).collect();
+        let mut done: Vec<&&Job> = mine
+            .iter()
+            .filter(|j| finished(j).map(|(k, _)| k) == Some(kind))
+            .collect();
         let limit = limit.max(0) as usize;
         if done.len() > limit {
-            done.sort_by_key(|j| seconds(j.status.as_ref().and_then(|s| s.start_time.as_ref()).or(j.metadata.creation_timestamp.as_ref())));
+            done.sort_by_key(|j| {
+                seconds(
+                    j.status
+                        .as_ref()
+                        .and_then(|s| s.start_time.as_ref())
+                        .or(j.metadata.creation_timestamp.as_ref()),
+                )
+            });
             for job in done.iter().take(done.len() - limit) {
                 let job_name = job.metadata.name.clone().unwrap_or_default();
-                changes.push(Change::DeleteJob { name: job_name.clone(), uid: job.metadata.uid.clone().unwrap_or_default() });
-                changes.push(Change::Event(Record::normal("SuccessfulDelete", format!("Deleted job {job_name}"))));
+                changes.push(Change::DeleteJob {
+                    name: job_name.clone(),
+                    uid: job.metadata.uid.clone().unwrap_or_default(),
+                });
+                changes.push(Change::Event(Record::normal(
+                    "SuccessfulDelete",
+                    format!("Deleted job {job_name}"),
+                )));
             }
         }
     };
-    prune("Complete", spec.successful_jobs_history_limit.unwrap_or(3), &mut changes);
-    prune("Failed", spec.failed_jobs_history_limit.unwrap_or(1), &mut changes);
+    prune(
+        "Complete",
+        spec.successful_jobs_history_limit.unwrap_or(3),
+        &mut changes,
+    );
+    prune(
+        "Failed",
+        spec.failed_jobs_history_limit.unwrap_or(1),
+        &mut changes,
+    );
 
     let mut requeue = None;
     match cron::Schedule::parse(&spec.schedule) {
-        Err(error) => changes.push(Change::Event(Record::warning("UnparseableSchedule", error.to_string()))),
-        Ok(_) if spec.suspend.unwrap_or(false) || cron_job.metadata.deletion_timestamp.is_some() => {}
+        Err(error) => changes.push(Change::Event(Record::warning(
+            "UnparseableSchedule",
+            error.to_string(),
+        ))),
+        Ok(_)
+            if spec.suspend.unwrap_or(false) || cron_job.metadata.deletion_timestamp.is_some() => {}
         Ok(schedule) => {
             let earliest = before
                 .last_schedule_time
@@ -123,7 +165,9 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
                     .starting_deadline_seconds
                     .is_some_and(|d| scheduled + SignedDuration::from_secs(d) < now);
                 let job_name = job_name(&name, scheduled);
-                let exists = jobs.iter().any(|j| j.metadata.name.as_deref() == Some(job_name.as_str()));
+                let exists = jobs
+                    .iter()
+                    .any(|j| j.metadata.name.as_deref() == Some(job_name.as_str()));
                 let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
                 if too_late {
                     changes.push(Change::Event(Record::warning(
@@ -141,8 +185,14 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
                     if policy == "Replace" {
                         for job in &running {
                             let running_name = job.metadata.name.clone().unwrap_or_default();
-                            changes.push(Change::DeleteJob { name: running_name.clone(), uid: job.metadata.uid.clone().unwrap_or_default() });
-                            changes.push(Change::Event(Record::normal("SuccessfulDelete", format!("Deleted job {running_name}"))));
+                            changes.push(Change::DeleteJob {
+                                name: running_name.clone(),
+                                uid: job.metadata.uid.clone().unwrap_or_default(),
+                            });
+                            changes.push(Change::Event(Record::normal(
+                                "SuccessfulDelete",
+                                format!("Deleted job {running_name}"),
+                            )));
                         }
                         active.clear();
                     }
@@ -156,7 +206,11 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
                             namespace: cron_job.metadata.namespace.clone(),
                             labels: template_meta.labels,
                             annotations: Some(annotations),
-                            owner_references: Some(vec![owner_reference("batch/v1", "CronJob", &cron_job.metadata)]),
+                            owner_references: Some(vec![owner_reference(
+                                "batch/v1",
+                                "CronJob",
+                                &cron_job.metadata,
+                            )]),
                             ..Default::default()
                         },
                         spec: template.spec,
@@ -170,7 +224,10 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
                         ..Default::default()
                     });
                     changes.push(Change::CreateJob(Box::new(job)));
-                    changes.push(Change::Event(Record::normal("SuccessfulCreate", format!("Created job {job_name}"))));
+                    changes.push(Change::Event(Record::normal(
+                        "SuccessfulCreate",
+                        format!("Created job {job_name}"),
+                    )));
                     status.last_schedule_time = Some(time(scheduled));
                 }
             }
@@ -183,7 +240,10 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
     if status != before {
         changes.push(Change::UpdateStatus(Box::new(status)));
     }
-    Plan { changes, requeue_after_seconds: requeue }
+    Plan {
+        changes,
+        requeue_after_seconds: requeue,
+    }
 }
 
 #[cfg(test)]

@@ -74,12 +74,22 @@ pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
     let affinity_ok = spec
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .is_none_or(|required| NodeSelectorMatcher::new(required).matches(name, &labels));
     let mut tolerations = spec.and_then(|s| s.tolerations.clone()).unwrap_or_default();
-    tolerations.extend(daemon_tolerations(spec.and_then(|s| s.host_network).unwrap_or(false)));
-    let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    let taints_ok = first_untolerated(&taints, &tolerations, &["NoSchedule", "NoExecute"]).is_none();
+    tolerations.extend(daemon_tolerations(
+        spec.and_then(|s| s.host_network).unwrap_or(false),
+    ));
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    let taints_ok =
+        first_untolerated(&taints, &tolerations, &["NoSchedule", "NoExecute"]).is_none();
     selector_ok && affinity_ok && taints_ok
 }
 
@@ -92,7 +102,10 @@ fn node_of(pod: &Pod) -> String {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .and_then(|r| r.node_selector_terms.first())
         .and_then(|t| t.match_fields.as_ref())
         .and_then(|f| f.first())
@@ -111,13 +124,25 @@ fn revision_hash(pod: &Pod) -> &str {
 }
 
 /// Plan one pass for a DaemonSet over the nodes, its pods and its revisions.
-pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[ControllerRevision], now: Timestamp) -> Plan {
+pub fn plan(
+    ds: &DaemonSet,
+    nodes: &[Node],
+    pods: &[Pod],
+    revisions: &[ControllerRevision],
+    now: Timestamp,
+) -> Plan {
     let mut changes = Vec::new();
     let name = ds.metadata.name.clone().unwrap_or_default();
     let uid = ds.metadata.uid.clone().unwrap_or_default();
     let spec = ds.spec.clone().unwrap_or_default();
-    let mine: Vec<&Pod> = pods.iter().filter(|p| is_controlled_by(&p.metadata, &uid)).collect();
-    let in_use: Vec<String> = mine.iter().map(|p| format!("{name}-{}", revision_hash(p))).collect();
+    let mine: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| is_controlled_by(&p.metadata, &uid))
+        .collect();
+    let in_use: Vec<String> = mine
+        .iter()
+        .map(|p| format!("{name}-{}", revision_hash(p)))
+        .collect();
     let (revision, revision_changes) = sync_revision(
         &ds.metadata,
         "apps/v1",
@@ -129,7 +154,10 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
         &in_use,
     );
     changes.extend(revision_changes.into_iter().map(Change::Revision));
-    let hash = revision.strip_prefix(&format!("{name}-")).unwrap_or(&revision).to_string();
+    let hash = revision
+        .strip_prefix(&format!("{name}-"))
+        .unwrap_or(&revision)
+        .to_string();
     let mut by_node: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
     for pod in &mine {
         if pod.metadata.deletion_timestamp.is_none() {
@@ -143,8 +171,14 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
     let mut misscheduled = 0;
     let delete = |pod: &Pod, changes: &mut Vec<Change>| {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        changes.push(Change::DeletePod { name: pod_name.clone(), uid: pod.metadata.uid.clone().unwrap_or_default() });
-        changes.push(Change::Event(Record::normal("SuccessfulDelete", format!("Deleted pod: {pod_name}"))));
+        changes.push(Change::DeletePod {
+            name: pod_name.clone(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+        });
+        changes.push(Change::Event(Record::normal(
+            "SuccessfulDelete",
+            format!("Deleted pod: {pod_name}"),
+        )));
     };
     let mut node_names = Vec::new();
     for node in nodes {
@@ -159,13 +193,23 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
             if deleting {
                 continue;
             }
-            let (failed, running): (Vec<&Pod>, Vec<&Pod>) = here.iter().partition(|p| is_terminal(p));
+            let (failed, running): (Vec<&Pod>, Vec<&Pod>) =
+                here.iter().partition(|p| is_terminal(p));
             for pod in failed {
                 delete(pod, &mut changes);
             }
             if running.is_empty() {
-                let mut pod = pod_from_template(&spec.template, "apps/v1", "DaemonSet", &ds.metadata, &format!("{name}-"));
-                pod.metadata.labels.get_or_insert_with(Default::default).insert(REVISION_LABEL.into(), hash.clone());
+                let mut pod = pod_from_template(
+                    &spec.template,
+                    "apps/v1",
+                    "DaemonSet",
+                    &ds.metadata,
+                    &format!("{name}-"),
+                );
+                pod.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .insert(REVISION_LABEL.into(), hash.clone());
                 if let Some(pod_spec) = pod.spec.as_mut() {
                     let host_network = pod_spec.host_network.unwrap_or(false);
                     let tolerations = pod_spec.tolerations.get_or_insert_with(Vec::new);
@@ -182,11 +226,16 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
                     }))
                     .ok();
                 }
-                changes.push(Change::CreatePod { node: node_name.clone(), pod: Box::new(pod) });
+                changes.push(Change::CreatePod {
+                    node: node_name.clone(),
+                    pod: Box::new(pod),
+                });
             } else {
                 // Keep the oldest; delete duplicates.
                 let mut running = running;
-                running.sort_by_key(|p| crate::workload::seconds(p.metadata.creation_timestamp.as_ref()));
+                running.sort_by_key(|p| {
+                    crate::workload::seconds(p.metadata.creation_timestamp.as_ref())
+                });
                 for extra in running.iter().skip(1) {
                     delete(extra, &mut changes);
                 }
@@ -214,9 +263,16 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
         .flat_map(|(_, p)| p.iter())
         .filter(|p| !is_terminal(p))
         .collect();
-    let available = live.iter().filter(|p| is_available(p, min_ready, now)).count() as i32;
+    let available = live
+        .iter()
+        .filter(|p| is_available(p, min_ready, now))
+        .count() as i32;
     // Rolling update.
-    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        != Some("OnDelete");
     if rolling && !deleting {
         let max_unavailable = spec
             .update_strategy
@@ -247,7 +303,9 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
         number_ready: live.iter().filter(|p| is_ready(p)).count() as i32,
         number_available: Some(available),
         number_unavailable: Some((desired - available).max(0)),
-        updated_number_scheduled: Some(live.iter().filter(|p| revision_hash(p) == hash).count() as i32),
+        updated_number_scheduled: Some(
+            live.iter().filter(|p| revision_hash(p) == hash).count() as i32
+        ),
         observed_generation: ds.metadata.generation,
         collision_count: ds.status.as_ref().and_then(|s| s.collision_count),
         conditions: ds.status.as_ref().and_then(|s| s.conditions.clone()),
@@ -257,7 +315,11 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], revisions: &[Controlle
     }
     Plan {
         changes,
-        requeue_after_seconds: if min_ready > 0 { Some(i64::from(min_ready)) } else { None },
+        requeue_after_seconds: if min_ready > 0 {
+            Some(i64::from(min_ready))
+        } else {
+            None
+        },
     }
 }
 

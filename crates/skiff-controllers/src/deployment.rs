@@ -79,18 +79,28 @@ pub fn owned<'a>(deployment: &Deployment, replica_sets: &'a [ReplicaSet]) -> Vec
 }
 
 /// Orphaned ReplicaSets in the Deployment's namespace that its selector matches (to adopt).
-pub fn adoptable<'a>(deployment: &Deployment, replica_sets: &'a [ReplicaSet]) -> Vec<&'a ReplicaSet> {
+pub fn adoptable<'a>(
+    deployment: &Deployment,
+    replica_sets: &'a [ReplicaSet],
+) -> Vec<&'a ReplicaSet> {
     let selector = crate::workload::selector(deployment.spec.as_ref().map(|s| &s.selector));
     replica_sets
         .iter()
-        .filter(|rs| controller_of(&rs.metadata).is_none() && rs.metadata.deletion_timestamp.is_none())
+        .filter(|rs| {
+            controller_of(&rs.metadata).is_none() && rs.metadata.deletion_timestamp.is_none()
+        })
         .filter(|rs| rs.metadata.namespace == deployment.metadata.namespace)
         .filter(|rs| selector.matches(&crate::workload::labels_of(&rs.metadata)))
         .collect()
 }
 
 /// Plan one pass for a Deployment over the ReplicaSets it owns and their pods.
-pub fn plan(deployment: &Deployment, replica_sets: &[ReplicaSet], pods: &[Pod], now: Timestamp) -> Plan {
+pub fn plan(
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+    pods: &[Pod],
+    now: Timestamp,
+) -> Plan {
     // Wait until the ReplicaSet controller has caught up with our last scaling: its status
     // counts are what the next step is computed from.
     let stale = owned(deployment, replica_sets).iter().any(|rs| {
@@ -111,14 +121,22 @@ pub fn plan(deployment: &Deployment, replica_sets: &[ReplicaSet], pods: &[Pod], 
 
 /// `spec.replicas` (default 1).
 pub fn replicas(deployment: &Deployment) -> i32 {
-    deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
 }
 
-fn rolling_params(deployment: &Deployment) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDeployment> {
+fn rolling_params(
+    deployment: &Deployment,
+) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDeployment> {
     let strategy = deployment.spec.as_ref()?.strategy.as_ref();
     match strategy.and_then(|s| s.type_.as_deref()) {
         Some("Recreate") => None,
-        _ => strategy.and_then(|s| s.rolling_update.as_ref()).or(Some(&DEFAULT_ROLLING)),
+        _ => strategy
+            .and_then(|s| s.rolling_update.as_ref())
+            .or(Some(&DEFAULT_ROLLING)),
     }
 }
 
@@ -141,9 +159,14 @@ pub fn fenceposts(deployment: &Deployment) -> (i32, i32) {
     };
     let desired = replicas(deployment);
     let quarter = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("25%".into());
-    let surge = scaled_value(params.max_surge.as_ref().unwrap_or(&quarter), desired, true).unwrap_or(0);
-    let mut unavailable =
-        scaled_value(params.max_unavailable.as_ref().unwrap_or(&quarter), desired, false).unwrap_or(0);
+    let surge =
+        scaled_value(params.max_surge.as_ref().unwrap_or(&quarter), desired, true).unwrap_or(0);
+    let mut unavailable = scaled_value(
+        params.max_unavailable.as_ref().unwrap_or(&quarter),
+        desired,
+        false,
+    )
+    .unwrap_or(0);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -183,10 +206,12 @@ pub fn equal_ignore_hash(
 ) -> bool {
     let strip = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
         let mut t = t.clone();
-        if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        if let Some(meta) = t.metadata.as_mut()
+            && let Some(labels) = meta.labels.as_mut()
+        {
             labels.remove(POD_TEMPLATE_HASH);
             if labels.is_empty() {
-                t.metadata.as_mut().map(|m| m.labels = None);
+                meta.labels = None;
             }
         }
         serde_json::to_value(t).unwrap_or_default()
@@ -236,6 +261,6 @@ pub fn append_revision_history(history: &str, old_revision: &str) -> Option<Stri
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod simulation;
+#[cfg(test)]
+mod tests;

@@ -39,7 +39,9 @@ pub enum Change {
     CreateSlice(Box<EndpointSlice>),
     /// Replace a slice (same name).
     UpdateSlice(Box<EndpointSlice>),
-    DeleteSlice { name: String },
+    DeleteSlice {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,7 +72,10 @@ fn resolve_port(pod: &Pod, target: &IntOrString, protocol: &str) -> Option<i32> 
                 .containers
                 .iter()
                 .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| p.name.as_deref() == Some(name.as_str()) && p.protocol.as_deref().unwrap_or("TCP") == protocol)
+                .find(|p| {
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
+                })
                 .map(|p| p.container_port)
         }
     }
@@ -99,21 +104,38 @@ pub fn plan(
         if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) || is_terminal(pod) {
             continue;
         }
-        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()) else {
+        let Some(ip) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .filter(|ip| !ip.is_empty())
+        else {
             continue;
         };
         let terminating = pod.metadata.deletion_timestamp.is_some();
         let serving = publish_not_ready || crate::workload::ready_since(pod).is_some();
-        chosen.push(PodEndpoint { pod, ip, ready: serving && !terminating, serving, terminating });
+        chosen.push(PodEndpoint {
+            pod,
+            ip,
+            ready: serving && !terminating,
+            serving,
+            terminating,
+        });
     }
-    chosen.sort_by(|a, b| a.ip.cmp(&b.ip).then_with(|| a.pod.metadata.name.cmp(&b.pod.metadata.name)));
+    chosen.sort_by(|a, b| {
+        a.ip.cmp(&b.ip)
+            .then_with(|| a.pod.metadata.name.cmp(&b.pod.metadata.name))
+    });
     // Group pods by their resolved port set.
     let mut groups: BTreeMap<Vec<PortKey>, Vec<&PodEndpoint>> = BTreeMap::new();
     for endpoint in &chosen {
         let mut ports = Vec::new();
         for port in spec.ports.iter().flatten() {
             let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
-            let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
+            let target = port
+                .target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port));
             if let Some(resolved) = resolve_port(endpoint.pod, &target, &protocol) {
                 ports.push(PortKey {
                     name: port.name.clone().unwrap_or_default(),
@@ -136,9 +158,13 @@ pub fn plan(
                 node_name: e.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
                 target_ref: Some(target_ref(e.pod)),
             };
-            let ready: Vec<EndpointAddress> = members.iter().filter(|e| e.ready).map(address).collect();
-            let not_ready: Vec<EndpointAddress> =
-                members.iter().filter(|e| !e.ready && !e.terminating).map(address).collect();
+            let ready: Vec<EndpointAddress> =
+                members.iter().filter(|e| e.ready).map(address).collect();
+            let not_ready: Vec<EndpointAddress> = members
+                .iter()
+                .filter(|e| !e.ready && !e.terminating)
+                .map(address)
+                .collect();
             if ready.is_empty() && not_ready.is_empty() {
                 return None;
             }
@@ -173,8 +199,18 @@ pub fn plan(
         },
         subsets: Some(subsets).filter(|s| !s.is_empty()),
     };
-    let current = endpoints.map(|e| (e.metadata.labels.clone().filter(|l| !l.is_empty()), e.subsets.clone()));
-    if current != Some((desired_endpoints.metadata.labels.clone(), desired_endpoints.subsets.clone())) {
+    let current = endpoints.map(|e| {
+        (
+            e.metadata.labels.clone().filter(|l| !l.is_empty()),
+            e.subsets.clone(),
+        )
+    });
+    if current
+        != Some((
+            desired_endpoints.metadata.labels.clone(),
+            desired_endpoints.subsets.clone(),
+        ))
+    {
         changes.push(Change::ApplyEndpoints(Box::new(desired_endpoints)));
     }
     // EndpointSlices.
@@ -189,7 +225,11 @@ pub fn plan(
                     generate_name: Some(format!("{name}-")),
                     namespace: namespace.clone(),
                     labels: Some(slice_labels.clone()),
-                    owner_references: Some(vec![owner_reference("v1", "Service", &service.metadata)]),
+                    owner_references: Some(vec![owner_reference(
+                        "v1",
+                        "Service",
+                        &service.metadata,
+                    )]),
                     ..Default::default()
                 },
                 address_type: "IPv4".into(),
@@ -243,7 +283,8 @@ pub fn plan(
         .filter(|s| s.metadata.namespace == namespace)
         .filter(|s| {
             let l = s.metadata.labels.clone().unwrap_or_default();
-            l.get(SERVICE_NAME) == Some(&name) && l.get(MANAGED_BY).map(String::as_str) == Some(CONTROLLER_NAME)
+            l.get(SERVICE_NAME) == Some(&name)
+                && l.get(MANAGED_BY).map(String::as_str) == Some(CONTROLLER_NAME)
         })
         .filter(|s| uid.is_empty() || crate::workload::is_controlled_by(&s.metadata, &uid))
         .collect();
@@ -267,7 +308,9 @@ pub fn plan(
         }
     }
     for leftover in existing {
-        changes.push(Change::DeleteSlice { name: leftover.metadata.name.clone().unwrap_or_default() });
+        changes.push(Change::DeleteSlice {
+            name: leftover.metadata.name.clone().unwrap_or_default(),
+        });
     }
     changes
 }

@@ -43,7 +43,11 @@ pub struct Owner {
 pub enum Change {
     /// Delete an object whose owners are gone (after confirming with the API), with this
     /// propagation policy.
-    Delete { uid: String, foreground: bool, absent_owners: Vec<Owner> },
+    Delete {
+        uid: String,
+        foreground: bool,
+        absent_owners: Vec<Owner>,
+    },
     /// Remove the references to these owner uids from an object.
     RemoveOwners { uid: String, owners: Vec<String> },
     /// Remove a finalizer from an object.
@@ -68,36 +72,74 @@ pub fn plan(nodes: &[Node]) -> Vec<Change> {
     for node in nodes {
         // Owners in the graph are present; namespaced dependents can only have owners in their
         // namespace or cluster-scoped ones (the uid lookup covers both).
-        let absent: Vec<Owner> = node.owners.iter().filter(|o| !by_uid.contains_key(o.uid.as_str())).cloned().collect();
+        let absent: Vec<Owner> = node
+            .owners
+            .iter()
+            .filter(|o| !by_uid.contains_key(o.uid.as_str()))
+            .cloned()
+            .collect();
         if !node.owners.is_empty() && absent.len() == node.owners.len() && !node.deleting {
-            changes.push(Change::Delete { uid: node.uid.clone(), foreground: false, absent_owners: absent });
+            changes.push(Change::Delete {
+                uid: node.uid.clone(),
+                foreground: false,
+                absent_owners: absent,
+            });
             continue;
         }
         if !absent.is_empty() && !node.deleting {
-            changes.push(Change::RemoveOwners { uid: node.uid.clone(), owners: absent.iter().map(|o| o.uid.clone()).collect() });
+            changes.push(Change::RemoveOwners {
+                uid: node.uid.clone(),
+                owners: absent.iter().map(|o| o.uid.clone()).collect(),
+            });
         }
         // Owners waiting on their dependents (foreground deletion).
         let waiting: Vec<&Owner> = node
             .owners
             .iter()
-            .filter(|o| by_uid.get(o.uid.as_str()).is_some_and(|owner| owner.deleting && owner.finalizers.iter().any(|f| f == FOREGROUND)))
+            .filter(|o| {
+                by_uid.get(o.uid.as_str()).is_some_and(|owner| {
+                    owner.deleting && owner.finalizers.iter().any(|f| f == FOREGROUND)
+                })
+            })
             .collect();
         if !waiting.is_empty() && !node.deleting {
-            let has_dependents = dependents.get(node.uid.as_str()).is_some_and(|d| !d.is_empty());
-            changes.push(Change::Delete { uid: node.uid.clone(), foreground: has_dependents, absent_owners: Vec::new() });
+            let has_dependents = dependents
+                .get(node.uid.as_str())
+                .is_some_and(|d| !d.is_empty());
+            changes.push(Change::Delete {
+                uid: node.uid.clone(),
+                foreground: has_dependents,
+                absent_owners: Vec::new(),
+            });
         }
     }
     for node in nodes.iter().filter(|n| n.deleting) {
-        let mine = dependents.get(node.uid.as_str()).cloned().unwrap_or_default();
+        let mine = dependents
+            .get(node.uid.as_str())
+            .cloned()
+            .unwrap_or_default();
         if node.finalizers.iter().any(|f| f == ORPHAN) {
             for dependent in &mine {
-                changes.push(Change::RemoveOwners { uid: dependent.uid.clone(), owners: vec![node.uid.clone()] });
+                changes.push(Change::RemoveOwners {
+                    uid: dependent.uid.clone(),
+                    owners: vec![node.uid.clone()],
+                });
             }
-            changes.push(Change::RemoveFinalizer { uid: node.uid.clone(), finalizer: ORPHAN.into() });
+            changes.push(Change::RemoveFinalizer {
+                uid: node.uid.clone(),
+                finalizer: ORPHAN.into(),
+            });
         } else if node.finalizers.iter().any(|f| f == FOREGROUND) {
-            let blocking = mine.iter().any(|d| d.owners.iter().any(|o| o.uid == node.uid && o.block_owner_deletion));
+            let blocking = mine.iter().any(|d| {
+                d.owners
+                    .iter()
+                    .any(|o| o.uid == node.uid && o.block_owner_deletion)
+            });
             if !blocking {
-                changes.push(Change::RemoveFinalizer { uid: node.uid.clone(), finalizer: FOREGROUND.into() });
+                changes.push(Change::RemoveFinalizer {
+                    uid: node.uid.clone(),
+                    finalizer: FOREGROUND.into(),
+                });
             }
         }
     }

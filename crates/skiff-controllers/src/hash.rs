@@ -19,9 +19,9 @@ const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// FNV-32a of some bytes, continuing from `state`.
 pub fn fnv32a(state: u32, bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(state, |hash, b| (hash ^ u32::from(*b)).wrapping_mul(FNV_PRIME))
+    bytes.iter().fold(state, |hash, b| {
+        (hash ^ u32::from(*b)).wrapping_mul(FNV_PRIME)
+    })
 }
 
 /// Kubernetes' `rand.SafeEncodeString`.

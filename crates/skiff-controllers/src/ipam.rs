@@ -45,8 +45,15 @@ impl Cidr {
         if prefix > 24 {
             return Err(bad());
         }
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-        Ok(Self { base: u32::from(ip) & mask, prefix })
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Ok(Self {
+            base: u32::from(ip) & mask,
+            prefix,
+        })
     }
 }
 
@@ -80,7 +87,13 @@ pub fn plan(cluster: Cidr, nodes: &[Node]) -> Vec<Change> {
     let mut next = 0u32;
     let mut unassigned: Vec<&Node> = nodes
         .iter()
-        .filter(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).unwrap_or_default().is_empty())
+        .filter(|n| {
+            n.spec
+                .as_ref()
+                .and_then(|s| s.pod_cidr.as_deref())
+                .unwrap_or_default()
+                .is_empty()
+        })
         .collect();
     unassigned.sort_by_key(|n| n.metadata.name.clone());
     for node in unassigned {
@@ -91,13 +104,19 @@ pub fn plan(cluster: Cidr, nodes: &[Node]) -> Vec<Change> {
         if next >= size {
             changes.push(Change::Event {
                 node: name.clone(),
-                record: Record::warning("CIDRNotAvailable", format!("Node {name} status is now: CIDRNotAvailable")),
+                record: Record::warning(
+                    "CIDRNotAvailable",
+                    format!("Node {name} status is now: CIDRNotAvailable"),
+                ),
             });
             continue;
         }
         taken.insert(next);
         let ip = Ipv4Addr::from(cluster.base + (next << 8));
-        changes.push(Change::Assign { node: name, cidr: format!("{ip}/24") });
+        changes.push(Change::Assign {
+            node: name,
+            cidr: format!("{ip}/24"),
+        });
     }
     changes
 }

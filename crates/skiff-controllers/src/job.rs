@@ -29,7 +29,10 @@ const BACKOFF_MAX_SECONDS: i64 = 360;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     CreatePod(Box<Pod>),
-    DeletePod { name: String, uid: String },
+    DeletePod {
+        name: String,
+        uid: String,
+    },
     UpdateStatus(Box<JobStatus>),
     /// Delete the Job itself (TTL after finished), foreground.
     DeleteJob,
@@ -51,7 +54,12 @@ pub fn finished(job: &Job) -> Option<(&str, Option<Timestamp>)> {
         .as_ref()?
         .iter()
         .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-        .map(|c| (c.type_.as_str(), c.last_transition_time.as_ref().map(|t| t.0)))
+        .map(|c| {
+            (
+                c.type_.as_str(),
+                c.last_transition_time.as_ref().map(|t| t.0),
+            )
+        })
 }
 
 fn condition(type_: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {
@@ -80,7 +88,15 @@ fn finished_at(pod: &Pod) -> Option<Timestamp> {
         .container_statuses
         .as_ref()?
         .iter()
-        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(|t| t.0))
+        .filter_map(|c| {
+            c.state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+                .map(|t| t.0)
+        })
         .max()
 }
 
@@ -92,14 +108,27 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
     let name = job.metadata.name.clone().unwrap_or_default();
     let before = job.status.clone().unwrap_or_default();
     let mut status = before.clone();
-    let mine: Vec<&Pod> = pods.iter().filter(|p| is_controlled_by(&p.metadata, &uid)).collect();
+    let mine: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| is_controlled_by(&p.metadata, &uid))
+        .collect();
     let active: Vec<&Pod> = mine
         .iter()
         .copied()
-        .filter(|p| !matches!(phase(p), "Succeeded" | "Failed") && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            !matches!(phase(p), "Succeeded" | "Failed") && p.metadata.deletion_timestamp.is_none()
+        })
         .collect();
-    let succeeded_pods: Vec<&Pod> = mine.iter().copied().filter(|p| phase(p) == "Succeeded").collect();
-    let failed_pods: Vec<&Pod> = mine.iter().copied().filter(|p| phase(p) == "Failed").collect();
+    let succeeded_pods: Vec<&Pod> = mine
+        .iter()
+        .copied()
+        .filter(|p| phase(p) == "Succeeded")
+        .collect();
+    let failed_pods: Vec<&Pod> = mine
+        .iter()
+        .copied()
+        .filter(|p| phase(p) == "Failed")
+        .collect();
     let succeeded = (succeeded_pods.len() as i32).max(before.succeeded.unwrap_or(0));
     let failed = (failed_pods.len() as i32).max(before.failed.unwrap_or(0));
     let delete_active = |changes: &mut Vec<Change>| {
@@ -115,7 +144,12 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
         delete_active(&mut changes);
         let mut requeue = None;
         if let Some(ttl) = spec.ttl_seconds_after_finished {
-            let at = before.completion_time.as_ref().map(|t| t.0).or(at).unwrap_or(now);
+            let at = before
+                .completion_time
+                .as_ref()
+                .map(|t| t.0)
+                .or(at)
+                .unwrap_or(now);
             let expiry = at + SignedDuration::from_secs(i64::from(ttl));
             if expiry <= now {
                 changes.push(Change::DeleteJob);
@@ -123,7 +157,10 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
                 requeue = Some(expiry.duration_since(now).as_secs() + 1);
             }
         }
-        return Plan { changes, requeue_after_seconds: requeue };
+        return Plan {
+            changes,
+            requeue_after_seconds: requeue,
+        };
     }
 
     let start = before.start_time.as_ref().map(|t| t.0);
@@ -135,13 +172,19 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
     let mut failure: Option<(&str, String)> = None;
     let backoff_limit = spec.backoff_limit.unwrap_or(6);
     if failed > backoff_limit {
-        failure = Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit".into()));
+        failure = Some((
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit".into(),
+        ));
     } else if let (Some(deadline), Some(start)) = (spec.active_deadline_seconds, start)
         && !suspended
     {
         let due = start + SignedDuration::from_secs(deadline);
         if due <= now {
-            failure = Some(("DeadlineExceeded", "Job was active longer than specified deadline".into()));
+            failure = Some((
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline".into(),
+            ));
         } else {
             requeue = Some(due.duration_since(now).as_secs() + 1);
         }
@@ -149,7 +192,8 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
     let indexed = spec.completion_mode.as_deref() == Some("Indexed");
     let completions = spec.completions;
     let parallelism = spec.parallelism.unwrap_or(1).max(0);
-    let succeeded_indexes: BTreeSet<i32> = succeeded_pods.iter().filter_map(|p| index_of(p)).collect();
+    let succeeded_indexes: BTreeSet<i32> =
+        succeeded_pods.iter().filter_map(|p| index_of(p)).collect();
     let complete = match (completions, indexed) {
         (Some(c), true) => succeeded_indexes.len() as i32 >= c,
         (Some(c), false) => succeeded >= c,
@@ -163,8 +207,18 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
         changes.push(Change::Event(Record::warning(reason, message.clone())));
     } else if complete {
         delete_active(&mut changes);
-        conditions.push(condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now));
-        conditions.push(condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods", now));
+        conditions.push(condition(
+            "SuccessCriteriaMet",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods",
+            now,
+        ));
+        conditions.push(condition(
+            "Complete",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods",
+            now,
+        ));
         status.completion_time = Some(time(now));
         changes.push(Change::Event(Record::normal("Completed", "Job completed")));
         if let Some(ttl) = spec.ttl_seconds_after_finished {
@@ -172,13 +226,19 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
         }
     } else if suspended {
         delete_active(&mut changes);
-        if !conditions.iter().any(|c| c.type_ == "Suspended" && c.status == "True") {
+        if !conditions
+            .iter()
+            .any(|c| c.type_ == "Suspended" && c.status == "True")
+        {
             conditions.retain(|c| c.type_ != "Suspended");
             conditions.push(condition("Suspended", "JobSuspended", "Job suspended", now));
             changes.push(Change::Event(Record::normal("Suspended", "Job suspended")));
         }
     } else {
-        if let Some(c) = conditions.iter_mut().find(|c| c.type_ == "Suspended" && c.status == "True") {
+        if let Some(c) = conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Suspended" && c.status == "True")
+        {
             c.status = "False".into();
             c.reason = Some("JobResumed".into());
             c.message = Some("Job resumed".into());
@@ -199,12 +259,18 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
             let delay = (BACKOFF_BASE_SECONDS * 2i64.pow(exponent)).min(BACKOFF_MAX_SECONDS);
             let last = failed_pods
                 .iter()
-                .filter_map(|p| finished_at(p).or(p.metadata.creation_timestamp.as_ref().map(|t| t.0)))
+                .filter_map(|p| {
+                    finished_at(p).or(p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                })
                 .max();
             if let Some(last) = last {
                 let ready_at = last + SignedDuration::from_secs(delay);
                 if ready_at > now {
-                    requeue = Some(requeue.map_or(ready_at.duration_since(now).as_secs() + 1, |r| r.min(ready_at.duration_since(now).as_secs() + 1)));
+                    requeue = Some(
+                        requeue.map_or(ready_at.duration_since(now).as_secs() + 1, |r| {
+                            r.min(ready_at.duration_since(now).as_secs() + 1)
+                        }),
+                    );
                     missing = 0;
                 }
             }
@@ -214,7 +280,13 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
             let busy: BTreeSet<i32> = active.iter().filter_map(|p| index_of(p)).collect();
             let mut next_index = 0;
             for _ in 0..missing {
-                let mut pod = pod_from_template(&template, "batch/v1", "Job", &job.metadata, &format!("{name}-"));
+                let mut pod = pod_from_template(
+                    &template,
+                    "batch/v1",
+                    "Job",
+                    &job.metadata,
+                    &format!("{name}-"),
+                );
                 if indexed {
                     while succeeded_indexes.contains(&next_index) || busy.contains(&next_index) {
                         next_index += 1;
@@ -223,8 +295,14 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
                         break;
                     }
                     pod.metadata.generate_name = Some(format!("{name}-{next_index}-"));
-                    pod.metadata.annotations.get_or_insert_with(Default::default).insert(COMPLETION_INDEX.into(), next_index.to_string());
-                    pod.metadata.labels.get_or_insert_with(Default::default).insert(COMPLETION_INDEX.into(), next_index.to_string());
+                    pod.metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(COMPLETION_INDEX.into(), next_index.to_string());
+                    pod.metadata
+                        .labels
+                        .get_or_insert_with(Default::default)
+                        .insert(COMPLETION_INDEX.into(), next_index.to_string());
                     if let Some(spec) = pod.spec.as_mut() {
                         spec.hostname = Some(format!("{name}-{next_index}"));
                     }
@@ -239,7 +317,11 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
     }
     let finishing = failure.is_some() || complete || suspended;
     status.active = Some(if finishing { 0 } else { active.len() as i32 });
-    status.ready = Some(if finishing { 0 } else { active.iter().filter(|p| is_ready(p)).count() as i32 });
+    status.ready = Some(if finishing {
+        0
+    } else {
+        active.iter().filter(|p| is_ready(p)).count() as i32
+    });
     status.succeeded = Some(succeeded);
     status.failed = Some(failed);
     if indexed {
@@ -248,7 +330,10 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
     if status != before {
         changes.push(Change::UpdateStatus(Box::new(status)));
     }
-    Plan { changes, requeue_after_seconds: requeue }
+    Plan {
+        changes,
+        requeue_after_seconds: requeue,
+    }
 }
 
 /// `1,3-5,7` for a set of indexes.
@@ -261,7 +346,11 @@ pub fn compress(indexes: &BTreeSet<i32>) -> String {
             end += 1;
             iter.next();
         }
-        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
     }
     parts.join(",")
 }

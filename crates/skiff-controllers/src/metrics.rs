@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 /// Every controller-manager metric.
 #[derive(Clone)]
@@ -32,21 +35,42 @@ impl Metrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self {
             reconciles: IntCounterVec::new(
-                Opts::new("skiff_controller_reconcile_total", "Controller passes by controller and result (success, error)."),
+                Opts::new(
+                    "skiff_controller_reconcile_total",
+                    "Controller passes by controller and result (success, error).",
+                ),
                 &["controller", "result"],
             )?,
             durations: HistogramVec::new(
-                HistogramOpts::new("skiff_controller_reconcile_duration_seconds", "Duration of a controller pass.")
-                    .buckets(prometheus::exponential_buckets(0.001, 2.0, 16)?),
+                HistogramOpts::new(
+                    "skiff_controller_reconcile_duration_seconds",
+                    "Duration of a controller pass.",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 16)?),
                 &["controller"],
             )?,
-            queue_depth: IntGaugeVec::new(Opts::new("workqueue_depth", "Wake-ups waiting for a controller pass."), &["name"])?,
-            leader: IntGauge::new("skiff_controller_manager_leader", "1 while this member runs the scheduler and controllers.")?,
-            term: IntGauge::new("skiff_controller_manager_term", "The Raft term the control loops act in (0 when not leading).")?,
-            leader_changes: IntCounter::new("skiff_controller_manager_leader_changes_total", "Times this member started or stopped its control loops.")?,
+            queue_depth: IntGaugeVec::new(
+                Opts::new("workqueue_depth", "Wake-ups waiting for a controller pass."),
+                &["name"],
+            )?,
+            leader: IntGauge::new(
+                "skiff_controller_manager_leader",
+                "1 while this member runs the scheduler and controllers.",
+            )?,
+            term: IntGauge::new(
+                "skiff_controller_manager_term",
+                "The Raft term the control loops act in (0 when not leading).",
+            )?,
+            leader_changes: IntCounter::new(
+                "skiff_controller_manager_leader_changes_total",
+                "Times this member started or stopped its control loops.",
+            )?,
             start_latency: Histogram::with_opts(
-                HistogramOpts::new("skiff_controller_manager_start_seconds", "From winning leadership to caches synced and loops started.")
-                    .buckets(prometheus::exponential_buckets(0.01, 2.0, 12)?),
+                HistogramOpts::new(
+                    "skiff_controller_manager_start_seconds",
+                    "From winning leadership to caches synced and loops started.",
+                )
+                .buckets(prometheus::exponential_buckets(0.01, 2.0, 12)?),
             )?,
         };
         registry.register(Box::new(metrics.reconciles.clone()))?;
@@ -61,7 +85,11 @@ impl Metrics {
 
     /// Record one pass.
     pub fn observe_reconcile(&self, controller: &str, took: Duration, ok: bool) {
-        self.reconciles.with_label_values(&[controller, if ok { "success" } else { "error" }]).inc();
-        self.durations.with_label_values(&[controller]).observe(took.as_secs_f64());
+        self.reconciles
+            .with_label_values(&[controller, if ok { "success" } else { "error" }])
+            .inc();
+        self.durations
+            .with_label_values(&[controller])
+            .observe(took.as_secs_f64());
     }
 }

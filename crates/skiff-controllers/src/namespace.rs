@@ -16,7 +16,11 @@ pub const FINALIZER: &str = "kubernetes";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Delete every object of this resource (group, version, plural) in the namespace.
-    DeleteAll { group: String, version: String, plural: String },
+    DeleteAll {
+        group: String,
+        version: String,
+        plural: String,
+    },
     /// Remove the `kubernetes` finalizer (through the `finalize` subresource).
     Finalize,
 }
@@ -43,7 +47,11 @@ pub fn plan(namespace: &Namespace, remaining: &[((String, String, String), usize
             plural: plural.clone(),
         })
         .collect();
-    if left.is_empty() { vec![Change::Finalize] } else { left }
+    if left.is_empty() {
+        vec![Change::Finalize]
+    } else {
+        left
+    }
 }
 
 #[cfg(test)]

@@ -40,13 +40,25 @@ pub enum Change {
     /// Replace the node's taints.
     SetTaints { node: String, taints: Vec<Taint> },
     /// Replace the node's conditions (status subresource).
-    SetConditions { node: String, conditions: Vec<NodeCondition> },
+    SetConditions {
+        node: String,
+        conditions: Vec<NodeCondition>,
+    },
     /// Set a pod's Ready condition to False.
     MarkPodNotReady { namespace: String, name: String },
     /// Evict a pod (delete it).
-    EvictPod { namespace: String, name: String, uid: String },
+    EvictPod {
+        namespace: String,
+        name: String,
+        uid: String,
+    },
     /// An event on a node or pod.
-    Event { namespace: String, kind: String, name: String, record: Record },
+    Event {
+        namespace: String,
+        kind: String,
+        name: String,
+        record: Record,
+    },
 }
 
 /// The outcome of a pass.
@@ -57,7 +69,12 @@ pub struct Plan {
 }
 
 fn ready_condition(node: &Node) -> Option<&NodeCondition> {
-    node.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
 }
 
 fn last_heartbeat(node: &Node, lease: Option<&Lease>) -> Option<Timestamp> {
@@ -65,7 +82,9 @@ fn last_heartbeat(node: &Node, lease: Option<&Lease>) -> Option<Timestamp> {
         .and_then(|l| l.spec.as_ref())
         .and_then(|s| s.renew_time.as_ref())
         .map(|t| t.0);
-    let posted = ready_condition(node).and_then(|c| c.last_heartbeat_time.as_ref()).map(|t| t.0);
+    let posted = ready_condition(node)
+        .and_then(|c| c.last_heartbeat_time.as_ref())
+        .map(|t| t.0);
     renew.max(posted)
 }
 
@@ -74,20 +93,34 @@ fn earlier(a: Option<i64>, b: i64) -> Option<i64> {
 }
 
 /// Plan one pass over all nodes, their leases and all pods.
-pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now: Timestamp) -> Plan {
+pub fn plan(
+    config: &Config,
+    nodes: &[Node],
+    leases: &[Lease],
+    pods: &[Pod],
+    now: Timestamp,
+) -> Plan {
     let mut changes = Vec::new();
     let mut requeue: Option<i64> = None;
     for node in nodes {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let lease = leases.iter().find(|l| l.metadata.name.as_deref() == Some(name.as_str()));
-        let heartbeat = last_heartbeat(node, lease).unwrap_or(config.started).max(config.started);
+        let lease = leases
+            .iter()
+            .find(|l| l.metadata.name.as_deref() == Some(name.as_str()));
+        let heartbeat = last_heartbeat(node, lease)
+            .unwrap_or(config.started)
+            .max(config.started);
         let deadline = heartbeat + config.grace_period;
         let unreachable = deadline <= now;
         if !unreachable {
             requeue = earlier(requeue, deadline.duration_since(now).as_secs().max(0) + 1);
         }
         let ready = ready_condition(node);
-        let mut conditions = node.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        let mut conditions = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
         if unreachable {
             let mut changed = false;
             for condition in &mut conditions {
@@ -111,12 +144,18 @@ pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now
                 changed = true;
             }
             if changed {
-                changes.push(Change::SetConditions { node: name.clone(), conditions: conditions.clone() });
+                changes.push(Change::SetConditions {
+                    node: name.clone(),
+                    conditions: conditions.clone(),
+                });
                 changes.push(Change::Event {
                     namespace: "default".into(),
                     kind: "Node".into(),
                     name: name.clone(),
-                    record: Record::normal("NodeNotReady", format!("Node {name} status is now: NodeNotReady")),
+                    record: Record::normal(
+                        "NodeNotReady",
+                        format!("Node {name} status is now: NodeNotReady"),
+                    ),
                 });
                 for pod in pods.iter().filter(|p| on_node(p, &name)) {
                     if crate::workload::is_ready(pod) {
@@ -138,10 +177,16 @@ pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now
                 _ => None,
             }
         };
-        let current = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let current = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
         let mut taints: Vec<Taint> = current
             .iter()
-            .filter(|t| (t.key != UNREACHABLE && t.key != NOT_READY) || Some(t.key.as_str()) == want)
+            .filter(|t| {
+                (t.key != UNREACHABLE && t.key != NOT_READY) || Some(t.key.as_str()) == want
+            })
             .cloned()
             .collect();
         if let Some(key) = want {
@@ -157,14 +202,20 @@ pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now
             }
         }
         if taints != current {
-            changes.push(Change::SetTaints { node: name.clone(), taints: taints.clone() });
+            changes.push(Change::SetTaints {
+                node: name.clone(),
+                taints: taints.clone(),
+            });
         }
         // Evictions under NoExecute taints.
         let no_execute: Vec<&Taint> = taints.iter().filter(|t| t.effect == "NoExecute").collect();
         if no_execute.is_empty() {
             continue;
         }
-        for pod in pods.iter().filter(|p| on_node(p, &name) && p.metadata.deletion_timestamp.is_none()) {
+        for pod in pods
+            .iter()
+            .filter(|p| on_node(p, &name) && p.metadata.deletion_timestamp.is_none())
+        {
             match eviction_time(pod, &no_execute, now) {
                 Some(at) if at <= now => {
                     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
@@ -178,7 +229,10 @@ pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now
                         namespace: namespace.clone(),
                         kind: "Pod".into(),
                         name: pod_name.clone(),
-                        record: Record::normal("TaintManagerEviction", format!("Marking for deletion Pod {namespace}/{pod_name}")),
+                        record: Record::normal(
+                            "TaintManagerEviction",
+                            format!("Marking for deletion Pod {namespace}/{pod_name}"),
+                        ),
                     });
                 }
                 Some(at) => requeue = earlier(requeue, at.duration_since(now).as_secs().max(0) + 1),
@@ -186,7 +240,10 @@ pub fn plan(config: &Config, nodes: &[Node], leases: &[Lease], pods: &[Pod], now
             }
         }
     }
-    Plan { changes, requeue_after_seconds: requeue }
+    Plan {
+        changes,
+        requeue_after_seconds: requeue,
+    }
 }
 
 fn on_node(pod: &Pod, node: &str) -> bool {
@@ -196,7 +253,11 @@ fn on_node(pod: &Pod, node: &str) -> bool {
 /// When a pod must leave a node with these NoExecute taints: now if one is not tolerated, the
 /// earliest `timeAdded + tolerationSeconds` over the taints, or never (`None`).
 pub fn eviction_time(pod: &Pod, taints: &[&Taint], now: Timestamp) -> Option<Timestamp> {
-    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
     let mut at: Option<Timestamp> = None;
     for taint in taints {
         let matching: Vec<_> = tolerations.iter().filter(|t| tolerates(t, taint)).collect();
@@ -207,7 +268,12 @@ pub fn eviction_time(pod: &Pod, taints: &[&Taint], now: Timestamp) -> Option<Tim
         if matching.iter().any(|t| t.toleration_seconds.is_none()) {
             continue;
         }
-        let seconds = matching.iter().filter_map(|t| t.toleration_seconds).min().unwrap_or(0).max(0);
+        let seconds = matching
+            .iter()
+            .filter_map(|t| t.toleration_seconds)
+            .min()
+            .unwrap_or(0)
+            .max(0);
         let added = taint.time_added.as_ref().map(|t| t.0).unwrap_or(now);
         let due = added + SignedDuration::from_secs(seconds);
         at = Some(at.map_or(due, |a| a.min(due)));

@@ -16,7 +16,11 @@ use k8s_openapi::jiff::Timestamp;
 use crate::workload::{is_ready, is_terminal, labels_of, scaled_value, selector, time};
 
 /// The status the PDB should have, or `None` if it has it already.
-pub fn plan(pdb: &PodDisruptionBudget, pods: &[Pod], now: Timestamp) -> Option<PodDisruptionBudgetStatus> {
+pub fn plan(
+    pdb: &PodDisruptionBudget,
+    pods: &[Pod],
+    now: Timestamp,
+) -> Option<PodDisruptionBudgetStatus> {
     let spec = pdb.spec.clone().unwrap_or_default();
     let select = selector(spec.selector.as_ref());
     let matching: Vec<&Pod> = pods
@@ -38,7 +42,11 @@ pub fn plan(pdb: &PodDisruptionBudget, pods: &[Pod], now: Timestamp) -> Option<P
     } else {
         ("False", "InsufficientPods", "")
     };
-    let previous = before.conditions.iter().flatten().find(|c| c.type_ == "DisruptionAllowed");
+    let previous = before
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "DisruptionAllowed");
     let condition = Condition {
         type_: "DisruptionAllowed".into(),
         status: status_word.into(),

@@ -14,8 +14,8 @@ pub mod shell;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    HostPathVolumeSource, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
-    PersistentVolumeSpec, PersistentVolumeStatus, ObjectReference, VolumeNodeAffinity,
+    HostPathVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimStatus, PersistentVolumeSpec, PersistentVolumeStatus, VolumeNodeAffinity,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -39,7 +39,9 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { base_path: "/var/lib/skiff/local-path".into() }
+        Self {
+            base_path: "/var/lib/skiff/local-path".into(),
+        }
     }
 }
 
@@ -49,13 +51,33 @@ pub enum Change {
     CreateStorageClass(Box<StorageClass>),
     CreateVolume(Box<PersistentVolume>),
     /// Set a PV's claimRef (bind it to a claim).
-    BindVolume { volume: String, claim: Box<ObjectReference> },
+    BindVolume {
+        volume: String,
+        claim: Box<ObjectReference>,
+    },
     /// Set a claim's volumeName.
-    BindClaim { namespace: String, name: String, volume: String },
-    VolumeStatus { volume: String, status: Box<PersistentVolumeStatus> },
-    ClaimStatus { namespace: String, name: String, status: Box<PersistentVolumeClaimStatus> },
-    DeleteVolume { volume: String },
-    ClaimEvent { namespace: String, name: String, record: Record },
+    BindClaim {
+        namespace: String,
+        name: String,
+        volume: String,
+    },
+    VolumeStatus {
+        volume: String,
+        status: Box<PersistentVolumeStatus>,
+    },
+    ClaimStatus {
+        namespace: String,
+        name: String,
+        status: Box<PersistentVolumeClaimStatus>,
+    },
+    DeleteVolume {
+        volume: String,
+    },
+    ClaimEvent {
+        namespace: String,
+        name: String,
+        record: Record,
+    },
 }
 
 /// The default StorageClass.
@@ -63,7 +85,10 @@ pub fn default_class() -> StorageClass {
     StorageClass {
         metadata: ObjectMeta {
             name: Some(CLASS.into()),
-            annotations: Some(BTreeMap::from([("storageclass.kubernetes.io/is-default-class".to_string(), "true".to_string())])),
+            annotations: Some(BTreeMap::from([(
+                "storageclass.kubernetes.io/is-default-class".to_string(),
+                "true".to_string(),
+            )])),
             ..Default::default()
         },
         provisioner: PROVISIONER.into(),
@@ -73,11 +98,24 @@ pub fn default_class() -> StorageClass {
     }
 }
 
-fn class_of<'a>(claim: &PersistentVolumeClaim, classes: &'a [StorageClass]) -> Option<&'a StorageClass> {
-    match claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()) {
-        Some(name) => classes.iter().find(|c| c.metadata.name.as_deref() == Some(name)),
+fn class_of<'a>(
+    claim: &PersistentVolumeClaim,
+    classes: &'a [StorageClass],
+) -> Option<&'a StorageClass> {
+    match claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref())
+    {
+        Some(name) => classes
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name)),
         None => classes.iter().find(|c| {
-            c.metadata.annotations.as_ref().and_then(|a| a.get("storageclass.kubernetes.io/is-default-class")).is_some_and(|v| v == "true")
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                .is_some_and(|v| v == "true")
         }),
     }
 }
@@ -93,48 +131,118 @@ fn claim_ref(claim: &PersistentVolumeClaim) -> ObjectReference {
     }
 }
 
-fn request(claim: &PersistentVolumeClaim) -> Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
-    claim.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage").cloned()
+fn request(
+    claim: &PersistentVolumeClaim,
+) -> Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+    claim
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")
+        .cloned()
 }
 
 fn fits(volume: &PersistentVolume, claim: &PersistentVolumeClaim, class: Option<&str>) -> bool {
     let spec = volume.spec.clone().unwrap_or_default();
-    let available = volume.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|p| p == "Available");
+    let available = volume
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_none_or(|p| p == "Available");
     let unclaimed = spec.claim_ref.is_none();
     let same_class = spec.storage_class_name.as_deref() == class;
-    let capacity = spec.capacity.as_ref().and_then(|c| c.get("storage")).map(skiff_scheduler::resources::value).unwrap_or(0);
-    let wanted = request(claim).as_ref().map(skiff_scheduler::resources::value).unwrap_or(0);
-    let modes = claim.spec.as_ref().and_then(|s| s.access_modes.clone()).unwrap_or_default();
+    let capacity = spec
+        .capacity
+        .as_ref()
+        .and_then(|c| c.get("storage"))
+        .map(skiff_scheduler::resources::value)
+        .unwrap_or(0);
+    let wanted = request(claim)
+        .as_ref()
+        .map(skiff_scheduler::resources::value)
+        .unwrap_or(0);
+    let modes = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.access_modes.clone())
+        .unwrap_or_default();
     let offered = spec.access_modes.clone().unwrap_or_default();
-    available && unclaimed && same_class && capacity >= wanted && modes.iter().all(|m| offered.contains(m))
+    available
+        && unclaimed
+        && same_class
+        && capacity >= wanted
+        && modes.iter().all(|m| offered.contains(m))
 }
 
 /// Plan one pass over all claims, volumes and classes.
-pub fn plan(config: &Config, claims: &[PersistentVolumeClaim], volumes: &[PersistentVolume], classes: &[StorageClass]) -> Vec<Change> {
+pub fn plan(
+    config: &Config,
+    claims: &[PersistentVolumeClaim],
+    volumes: &[PersistentVolume],
+    classes: &[StorageClass],
+) -> Vec<Change> {
     let mut changes = Vec::new();
-    if !classes.iter().any(|c| c.metadata.name.as_deref() == Some(CLASS)) {
+    if !classes
+        .iter()
+        .any(|c| c.metadata.name.as_deref() == Some(CLASS))
+    {
         changes.push(Change::CreateStorageClass(Box::new(default_class())));
     }
     let mut taken: Vec<String> = Vec::new();
-    for claim in claims.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
+    for claim in claims
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+    {
         let namespace = claim.metadata.namespace.clone().unwrap_or_default();
         let name = claim.metadata.name.clone().unwrap_or_default();
         let uid = claim.metadata.uid.clone().unwrap_or_default();
-        let bound_to = claim.spec.as_ref().and_then(|s| s.volume_name.clone()).filter(|v| !v.is_empty());
+        let bound_to = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .filter(|v| !v.is_empty());
         // A PV already pointing at this claim (we bound it, or provisioned it).
         let claimed = volumes.iter().find(|v| {
-            v.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_some_and(|r| r.uid.as_deref() == Some(uid.as_str()))
+            v.spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .is_some_and(|r| r.uid.as_deref() == Some(uid.as_str()))
         });
-        if let Some(volume) = claimed.or_else(|| bound_to.as_ref().and_then(|b| volumes.iter().find(|v| v.metadata.name.as_ref() == Some(b)))) {
+        if let Some(volume) = claimed.or_else(|| {
+            bound_to
+                .as_ref()
+                .and_then(|b| volumes.iter().find(|v| v.metadata.name.as_ref() == Some(b)))
+        }) {
             let volume_name = volume.metadata.name.clone().unwrap_or_default();
-            if volume.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_none() {
-                changes.push(Change::BindVolume { volume: volume_name.clone(), claim: Box::new(claim_ref(claim)) });
+            if volume
+                .spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .is_none()
+            {
+                changes.push(Change::BindVolume {
+                    volume: volume_name.clone(),
+                    claim: Box::new(claim_ref(claim)),
+                });
             }
             if bound_to.as_deref() != Some(volume_name.as_str()) {
-                changes.push(Change::BindClaim { namespace: namespace.clone(), name: name.clone(), volume: volume_name.clone() });
+                changes.push(Change::BindClaim {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    volume: volume_name.clone(),
+                });
             }
             if volume.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound") {
-                changes.push(Change::VolumeStatus { volume: volume_name.clone(), status: Box::new(PersistentVolumeStatus { phase: Some("Bound".into()), ..Default::default() }) });
+                changes.push(Change::VolumeStatus {
+                    volume: volume_name.clone(),
+                    status: Box::new(PersistentVolumeStatus {
+                        phase: Some("Bound".into()),
+                        ..Default::default()
+                    }),
+                });
             }
             let spec = volume.spec.clone().unwrap_or_default();
             let status = PersistentVolumeClaimStatus {
@@ -144,33 +252,67 @@ pub fn plan(config: &Config, claims: &[PersistentVolumeClaim], volumes: &[Persis
                 ..claim.status.clone().unwrap_or_default()
             };
             if claim.status.as_ref() != Some(&status) {
-                changes.push(Change::ClaimStatus { namespace, name, status: Box::new(status) });
+                changes.push(Change::ClaimStatus {
+                    namespace,
+                    name,
+                    status: Box::new(status),
+                });
             }
             taken.push(volume_name);
             continue;
         }
         let class = class_of(claim, classes);
-        let class_name = claim.spec.as_ref().and_then(|s| s.storage_class_name.clone()).or_else(|| class.and_then(|c| c.metadata.name.clone()));
-        let delayed = class.and_then(|c| c.volume_binding_mode.as_deref()) == Some("WaitForFirstConsumer");
-        let selected = claim.metadata.annotations.as_ref().and_then(|a| a.get(SELECTED_NODE)).cloned();
+        let class_name = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.clone())
+            .or_else(|| class.and_then(|c| c.metadata.name.clone()));
+        let delayed =
+            class.and_then(|c| c.volume_binding_mode.as_deref()) == Some("WaitForFirstConsumer");
+        let selected = claim
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SELECTED_NODE))
+            .cloned();
         if delayed && selected.is_none() {
             if claim.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Pending") {
-                changes.push(Change::ClaimStatus { namespace: namespace.clone(), name: name.clone(), status: Box::new(PersistentVolumeClaimStatus { phase: Some("Pending".into()), ..Default::default() }) });
-                changes.push(Change::ClaimEvent { namespace, name, record: Record::normal("WaitForFirstConsumer", "waiting for first consumer to be created before binding") });
+                changes.push(Change::ClaimStatus {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    status: Box::new(PersistentVolumeClaimStatus {
+                        phase: Some("Pending".into()),
+                        ..Default::default()
+                    }),
+                });
+                changes.push(Change::ClaimEvent {
+                    namespace,
+                    name,
+                    record: Record::normal(
+                        "WaitForFirstConsumer",
+                        "waiting for first consumer to be created before binding",
+                    ),
+                });
             }
             continue;
         }
         // A static PV that fits.
         if let Some(volume) = volumes.iter().find(|v| {
-            !taken.contains(&v.metadata.name.clone().unwrap_or_default()) && fits(v, claim, class_name.as_deref())
+            !taken.contains(&v.metadata.name.clone().unwrap_or_default())
+                && fits(v, claim, class_name.as_deref())
         }) {
             let volume_name = volume.metadata.name.clone().unwrap_or_default();
-            changes.push(Change::BindVolume { volume: volume_name.clone(), claim: Box::new(claim_ref(claim)) });
+            changes.push(Change::BindVolume {
+                volume: volume_name.clone(),
+                claim: Box::new(claim_ref(claim)),
+            });
             taken.push(volume_name);
             continue;
         }
         // Provision.
-        if let (Some(class), Some(node)) = (class, selected) && class.provisioner == PROVISIONER {
+        if let (Some(class), Some(node)) = (class, selected)
+            && class.provisioner == PROVISIONER
+        {
             let volume_name = format!("pvc-{uid}");
             let mut capacity = BTreeMap::new();
             if let Some(q) = request(claim) {
@@ -205,14 +347,21 @@ pub fn plan(config: &Config, claims: &[PersistentVolumeClaim], volumes: &[Persis
             changes.push(Change::ClaimEvent {
                 namespace,
                 name,
-                record: Record::normal("ProvisioningSucceeded", format!("Successfully provisioned volume {volume_name}")),
+                record: Record::normal(
+                    "ProvisioningSucceeded",
+                    format!("Successfully provisioned volume {volume_name}"),
+                ),
             });
         }
     }
     // Volumes whose claim is gone.
     for volume in volumes {
-        let Some(reference) = volume.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) else { continue };
-        let alive = claims.iter().any(|c| c.metadata.uid == reference.uid && c.metadata.deletion_timestamp.is_none());
+        let Some(reference) = volume.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) else {
+            continue;
+        };
+        let alive = claims
+            .iter()
+            .any(|c| c.metadata.uid == reference.uid && c.metadata.deletion_timestamp.is_none());
         if alive || volume.metadata.deletion_timestamp.is_some() {
             continue;
         }
@@ -221,9 +370,21 @@ pub fn plan(config: &Config, claims: &[PersistentVolumeClaim], volumes: &[Persis
         if volume.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound") {
             continue;
         }
-        match volume.spec.as_ref().and_then(|s| s.persistent_volume_reclaim_policy.as_deref()) {
-            Some("Delete") => changes.push(Change::DeleteVolume { volume: volume_name }),
-            _ => changes.push(Change::VolumeStatus { volume: volume_name, status: Box::new(PersistentVolumeStatus { phase: Some("Released".into()), ..Default::default() }) }),
+        match volume
+            .spec
+            .as_ref()
+            .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
+        {
+            Some("Delete") => changes.push(Change::DeleteVolume {
+                volume: volume_name,
+            }),
+            _ => changes.push(Change::VolumeStatus {
+                volume: volume_name,
+                status: Box::new(PersistentVolumeStatus {
+                    phase: Some("Released".into()),
+                    ..Default::default()
+                }),
+            }),
         }
     }
     changes

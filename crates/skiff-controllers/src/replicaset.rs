@@ -83,7 +83,10 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
     let select = selector(Some(&spec.selector));
     let deleting = rs.metadata.deletion_timestamp.is_some();
     let mut mine: Vec<&Pod> = Vec::new();
-    for pod in pods.iter().filter(|p| p.metadata.namespace == rs.metadata.namespace) {
+    for pod in pods
+        .iter()
+        .filter(|p| p.metadata.namespace == rs.metadata.namespace)
+    {
         let matches = select.matches(&labels_of(&pod.metadata));
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -91,14 +94,20 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
             if matches {
                 mine.push(pod);
             } else if !deleting {
-                changes.push(Change::ReleasePod { name: pod_name, uid: pod_uid });
+                changes.push(Change::ReleasePod {
+                    name: pod_name,
+                    uid: pod_uid,
+                });
             }
         } else if matches
             && !deleting
             && controller_of(&pod.metadata).is_none()
             && pod.metadata.deletion_timestamp.is_none()
         {
-            changes.push(Change::AdoptPod { name: pod_name, uid: pod_uid });
+            changes.push(Change::AdoptPod {
+                name: pod_name,
+                uid: pod_uid,
+            });
             mine.push(pod);
         }
     }
@@ -109,7 +118,13 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
             if let Some(template) = spec.template.as_ref() {
                 let missing = (want - active.len()).min(BURST);
                 for _ in 0..missing {
-                    let pod = pod_from_template(template, "apps/v1", "ReplicaSet", &rs.metadata, &format!("{name}-"));
+                    let pod = pod_from_template(
+                        template,
+                        "apps/v1",
+                        "ReplicaSet",
+                        &rs.metadata,
+                        &format!("{name}-"),
+                    );
                     changes.push(Change::CreatePod(Box::new(pod)));
                 }
             }
@@ -122,7 +137,10 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
                 });
                 changes.push(Change::Event(Record::normal(
                     "SuccessfulDelete",
-                    format!("Deleted pod: {}", pod.metadata.name.as_deref().unwrap_or_default()),
+                    format!(
+                        "Deleted pod: {}",
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    ),
                 )));
             }
         }
@@ -141,12 +159,19 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
                 .iter()
                 .filter(|p| {
                     let labels = labels_of(&p.metadata);
-                    template_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+                    template_labels
+                        .iter()
+                        .all(|(k, v)| labels.get(k) == Some(v))
                 })
                 .count() as i32,
         ),
         ready_replicas: Some(active.iter().filter(|p| is_ready(p)).count() as i32),
-        available_replicas: Some(active.iter().filter(|p| is_available(p, min_ready, now)).count() as i32),
+        available_replicas: Some(
+            active
+                .iter()
+                .filter(|p| is_available(p, min_ready, now))
+                .count() as i32,
+        ),
         observed_generation: rs.metadata.generation,
         conditions: rs.status.as_ref().and_then(|s| s.conditions.clone()),
         terminating_replicas: None,
@@ -224,7 +249,12 @@ pub fn delete_first(a: &Pod, b: &Pod, rank_a: usize, rank_b: usize) -> Ordering 
         })
         .then_with(|| restarts(b).cmp(&restarts(a)))
         .then_with(|| {
-            let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second());
+            let created = |p: &Pod| {
+                p.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_second())
+            };
             match (created(a), created(b)) {
                 (None, Some(_)) => Ordering::Less,
                 (Some(_), None) => Ordering::Greater,
@@ -243,7 +273,11 @@ pub fn pods_to_delete<'a>(pods: &[&'a Pod], count: usize) -> Vec<&'a Pod> {
         .iter()
         .map(|p| {
             let node = node_of(p);
-            let rank = if node.is_empty() { 0 } else { per_node.get(node).copied().unwrap_or(0) };
+            let rank = if node.is_empty() {
+                0
+            } else {
+                per_node.get(node).copied().unwrap_or(0)
+            };
             (*p, rank)
         })
         .collect();

@@ -72,7 +72,11 @@ pub fn is_benign_conflict(error: &kube::Error) -> bool {
 
 /// Map a kube error: FencedOut becomes `Error::FencedOut`.
 pub fn classify(error: kube::Error) -> Error {
-    if is_fenced_out(&error) { Error::FencedOut } else { Error::Kube(error) }
+    if is_fenced_out(&error) {
+        Error::FencedOut
+    } else {
+        Error::Kube(error)
+    }
 }
 
 /// One shared cache: a reflector store and a notification on every change.
@@ -154,7 +158,8 @@ impl Context {
     /// Record an event about an object.
     pub async fn record(&self, object: &ObjectReference, record: &Record) {
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
-        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &namespace);
+        let api: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(self.client.clone(), &namespace);
         let event = event(record, object, "skiff-controller-manager", Timestamp::now());
         if let Err(error) = api.create(&Default::default(), &event).await {
             if is_fenced_out(&error) {
@@ -165,11 +170,14 @@ impl Context {
     }
 }
 
+/// Names expected to appear, uids expected to disappear, and since when.
+type Expected = (HashSet<String>, HashSet<String>, Instant);
+
 /// Writes a controller made that its caches have not shown yet, per owner (kube's
 /// "expectations"): planning for that owner waits until they are seen or 30 s pass.
 #[derive(Default, Clone)]
 pub struct Expectations {
-    inner: Arc<Mutex<HashMap<String, (HashSet<String>, HashSet<String>, Instant)>>>,
+    inner: Arc<Mutex<HashMap<String, Expected>>>,
 }
 
 impl Expectations {
@@ -179,7 +187,9 @@ impl Expectations {
             return;
         }
         if let Ok(mut map) = self.inner.lock() {
-            let entry = map.entry(owner.to_string()).or_insert_with(|| (HashSet::new(), HashSet::new(), Instant::now()));
+            let entry = map
+                .entry(owner.to_string())
+                .or_insert_with(|| (HashSet::new(), HashSet::new(), Instant::now()));
             entry.0.extend(created);
             entry.1.extend(deleted);
             entry.2 = Instant::now();
@@ -188,12 +198,22 @@ impl Expectations {
 
     /// Whether `owner`'s expectations are met given the names and uids now cached (live means
     /// not being deleted).
-    pub fn satisfied(&self, owner: &str, present_names: &HashSet<String>, live_uids: &HashSet<String>) -> bool {
-        let Ok(mut map) = self.inner.lock() else { return true };
-        let Some((created, deleted, since)) = map.get_mut(owner) else { return true };
+    pub fn satisfied(
+        &self,
+        owner: &str,
+        present_names: &HashSet<String>,
+        live_uids: &HashSet<String>,
+    ) -> bool {
+        let Ok(mut map) = self.inner.lock() else {
+            return true;
+        };
+        let Some((created, deleted, since)) = map.get_mut(owner) else {
+            return true;
+        };
         created.retain(|n| !present_names.contains(n));
         deleted.retain(|u| live_uids.contains(u));
-        let done = (created.is_empty() && deleted.is_empty()) || since.elapsed() > Duration::from_secs(30);
+        let done =
+            (created.is_empty() && deleted.is_empty()) || since.elapsed() > Duration::from_secs(30);
         if done {
             map.remove(owner);
         }
@@ -203,7 +223,12 @@ impl Expectations {
 
 /// Run a level-triggered loop: call `pass` after any of `wake` fires (coalescing bursts for
 /// 20 ms) or when the requeue it returned is due; stop on `Stopped`/`FencedOut`.
-pub async fn run_loop<F, Fut>(ctx: Arc<Context>, name: &'static str, wake: Arc<Notify>, mut pass: F) -> Result<()>
+pub async fn run_loop<F, Fut>(
+    ctx: Arc<Context>,
+    name: &'static str,
+    wake: Arc<Notify>,
+    mut pass: F,
+) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<Duration>>>,
@@ -228,7 +253,8 @@ where
         }
         let started = Instant::now();
         let result = pass().await;
-        ctx.metrics.observe_reconcile(name, started.elapsed(), result.is_ok());
+        ctx.metrics
+            .observe_reconcile(name, started.elapsed(), result.is_ok());
         match result {
             Ok(requeue) => {
                 backoff = Duration::from_millis(500);
@@ -260,7 +286,10 @@ pub fn sooner(a: Option<Duration>, seconds: Option<i64>) -> Option<Duration> {
 
 /// Apply a write, mapping a fence refusal to `FencedOut` and ignoring benign conflicts and
 /// not-found (the next pass sees the new state); returns whether it succeeded.
-pub async fn write<T>(what: &str, call: impl Future<Output = Result<T, kube::Error>>) -> Result<Option<T>> {
+pub async fn write<T>(
+    what: &str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<Option<T>> {
     match call.await {
         Ok(value) => Ok(Some(value)),
         Err(error) if is_fenced_out(&error) => Err(Error::FencedOut),

@@ -31,11 +31,19 @@ pub const REVISION_LABEL: &str = "controller-revision-hash";
 pub enum Change {
     CreateRevision(Box<ControllerRevision>),
     /// Give an existing revision a new number (a rollback to an earlier template).
-    UpdateRevision { name: String, revision: i64 },
-    DeleteRevision { name: String },
+    UpdateRevision {
+        name: String,
+        revision: i64,
+    },
+    DeleteRevision {
+        name: String,
+    },
     CreateClaim(Box<PersistentVolumeClaim>),
     CreatePod(Box<Pod>),
-    DeletePod { name: String, uid: String },
+    DeletePod {
+        name: String,
+        uid: String,
+    },
     UpdateStatus(Box<StatefulSetStatus>),
     Event(Record),
 }
@@ -58,6 +66,10 @@ pub fn revision_data(template: &PodTemplateSpec) -> serde_json::Value {
 
 /// Find or make the revision for the current template: (name, changes, existing revisions
 /// after the change). Shared with the DaemonSet controller.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call per owner kind; a struct would only rename them"
+)]
 pub fn sync_revision(
     owner: &ObjectMeta,
     api_version: &str,
@@ -76,7 +88,10 @@ pub fn sync_revision(
         .collect();
     owned.sort_by_key(|r| r.revision);
     let max = owned.last().map(|r| r.revision).unwrap_or(0);
-    let name = match owned.iter().find(|r| r.data.as_ref().map(|d| &d.0) == Some(&data)) {
+    let name = match owned
+        .iter()
+        .find(|r| r.data.as_ref().map(|d| &d.0) == Some(&data))
+    {
         Some(existing) => {
             if existing.revision != max {
                 changes.push(Change::UpdateRevision {
@@ -171,9 +186,14 @@ fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revision
     let spec = set.spec.clone().unwrap_or_default();
     let template_meta = template.metadata.clone().unwrap_or_default();
     let mut labels = template_meta.labels.unwrap_or_default();
-    labels.insert("statefulset.kubernetes.io/pod-name".into(), pod_name.clone());
+    labels.insert(
+        "statefulset.kubernetes.io/pod-name".into(),
+        pod_name.clone(),
+    );
     labels.insert("apps.kubernetes.io/pod-index".into(), ordinal.to_string());
-    let hash = revision.strip_prefix(&format!("{name}-")).unwrap_or(revision);
+    let hash = revision
+        .strip_prefix(&format!("{name}-"))
+        .unwrap_or(revision);
     labels.insert(REVISION_LABEL.into(), hash.to_string());
     let mut pod_spec = template.spec.clone().unwrap_or_default();
     pod_spec.hostname = Some(pod_name.clone());
@@ -199,7 +219,11 @@ fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revision
             namespace: set.metadata.namespace.clone(),
             labels: Some(labels),
             annotations: template_meta.annotations,
-            owner_references: Some(vec![owner_reference("apps/v1", "StatefulSet", &set.metadata)]),
+            owner_references: Some(vec![owner_reference(
+                "apps/v1",
+                "StatefulSet",
+                &set.metadata,
+            )]),
             ..Default::default()
         },
         spec: Some(pod_spec),
@@ -207,15 +231,27 @@ fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revision
     }
 }
 
-fn new_claim(set: &StatefulSet, template: &PersistentVolumeClaim, ordinal: i32) -> PersistentVolumeClaim {
+fn new_claim(
+    set: &StatefulSet,
+    template: &PersistentVolumeClaim,
+    ordinal: i32,
+) -> PersistentVolumeClaim {
     let name = set.metadata.name.clone().unwrap_or_default();
     let mut labels: BTreeMap<String, String> = template.metadata.labels.clone().unwrap_or_default();
-    if let Some(match_labels) = set.spec.as_ref().and_then(|s| s.selector.match_labels.clone()) {
+    if let Some(match_labels) = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+    {
         labels.extend(match_labels);
     }
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(claim_name(template.metadata.name.as_deref().unwrap_or_default(), &name, ordinal)),
+            name: Some(claim_name(
+                template.metadata.name.as_deref().unwrap_or_default(),
+                &name,
+                ordinal,
+            )),
             namespace: set.metadata.namespace.clone(),
             labels: Some(labels),
             annotations: template.metadata.annotations.clone(),
@@ -270,7 +306,11 @@ pub fn plan(
         .find(|r| r.metadata.name.as_deref() == Some(current_revision.as_str()))
         .and_then(template_of)
         .unwrap_or_else(|| spec.template.clone());
-    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        != Some("OnDelete");
     let partition = spec
         .update_strategy
         .as_ref()
@@ -283,7 +323,10 @@ pub fn plan(
             by_ordinal.insert(n, pod);
         }
     }
-    let update_hash = update_revision.strip_prefix(&format!("{name}-")).unwrap_or(&update_revision).to_string();
+    let update_hash = update_revision
+        .strip_prefix(&format!("{name}-"))
+        .unwrap_or(&update_revision)
+        .to_string();
     let deleting = set.metadata.deletion_timestamp.is_some();
     let mut blocked = false;
     if !deleting {
@@ -294,7 +337,8 @@ pub fn plan(
                     for template in spec.volume_claim_templates.iter().flatten() {
                         let claim = new_claim(set, template, ordinal);
                         let exists = claims.iter().any(|c| {
-                            c.metadata.name == claim.metadata.name && c.metadata.namespace == claim.metadata.namespace
+                            c.metadata.name == claim.metadata.name
+                                && c.metadata.namespace == claim.metadata.namespace
                         });
                         if !exists {
                             changes.push(Change::Event(Record::normal(
@@ -312,7 +356,9 @@ pub fn plan(
                     } else {
                         (&spec.template, &update_revision)
                     };
-                    changes.push(Change::CreatePod(Box::new(new_pod(set, template, ordinal, revision))));
+                    changes.push(Change::CreatePod(Box::new(new_pod(
+                        set, template, ordinal, revision,
+                    ))));
                     changes.push(Change::Event(Record::normal(
                         "SuccessfulCreate",
                         format!("create Pod {name}-{ordinal} in StatefulSet {name} successful"),
@@ -365,7 +411,8 @@ pub fn plan(
             }
         }
         // Rolling update: highest ordinal first, down to the partition, one at a time.
-        let all_healthy = (0..replicas).all(|n| by_ordinal.get(&n).is_some_and(|p| running_and_ready(p)));
+        let all_healthy =
+            (0..replicas).all(|n| by_ordinal.get(&n).is_some_and(|p| running_and_ready(p)));
         if rolling && !blocked && all_healthy && condemned.is_empty() {
             for ordinal in (partition..replicas).rev() {
                 if let Some(pod) = by_ordinal.get(&ordinal)
@@ -382,16 +429,33 @@ pub fn plan(
             }
         }
     }
-    let live: Vec<&&Pod> = by_ordinal.values().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-    let current_hash = current_revision.strip_prefix(&format!("{name}-")).unwrap_or(&current_revision).to_string();
-    let updated = live.iter().filter(|p| revision_of(p) == update_hash).count() as i32;
+    let live: Vec<&&Pod> = by_ordinal
+        .values()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    let current_hash = current_revision
+        .strip_prefix(&format!("{name}-"))
+        .unwrap_or(&current_revision)
+        .to_string();
+    let updated = live
+        .iter()
+        .filter(|p| revision_of(p) == update_hash)
+        .count() as i32;
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let mut status = StatefulSetStatus {
         observed_generation: set.metadata.generation,
         replicas: live.len() as i32,
         ready_replicas: Some(live.iter().filter(|p| is_ready(p)).count() as i32),
-        available_replicas: Some(live.iter().filter(|p| is_available(p, min_ready, now)).count() as i32),
-        current_replicas: Some(live.iter().filter(|p| revision_of(p) == current_hash).count() as i32),
+        available_replicas: Some(
+            live.iter()
+                .filter(|p| is_available(p, min_ready, now))
+                .count() as i32,
+        ),
+        current_replicas: Some(
+            live.iter()
+                .filter(|p| revision_of(p) == current_hash)
+                .count() as i32,
+        ),
         updated_replicas: Some(updated),
         current_revision: Some(current_revision.clone()),
         update_revision: Some(update_revision.clone()),
@@ -407,7 +471,11 @@ pub fn plan(
     }
     Plan {
         changes,
-        requeue_after_seconds: if min_ready > 0 { Some(i64::from(min_ready)) } else { None },
+        requeue_after_seconds: if min_ready > 0 {
+            Some(i64::from(min_ready))
+        } else {
+            None
+        },
     }
 }
 

@@ -72,7 +72,10 @@ impl Config {
             problems.push(error.to_string());
         }
         if !self.local_path.starts_with('/') {
-            problems.push(format!("local-path base {:?} must be absolute", self.local_path));
+            problems.push(format!(
+                "local-path base {:?} must be absolute",
+                self.local_path
+            ));
         }
         problems.extend(self.scheduler.validate());
         problems
@@ -117,14 +120,25 @@ pub enum Action {
 pub fn step(state: State, event: Event) -> (State, Action) {
     match (state, event) {
         (State::Stopped, _) => (State::Stopped, Action::Nothing),
-        (State::Idle, Event::Leadership { leader: true, term }) => (State::Leading { term }, Action::Start { term }),
+        (State::Idle, Event::Leadership { leader: true, term }) => {
+            (State::Leading { term }, Action::Start { term })
+        }
         (State::Idle, _) => (State::Idle, Action::Nothing),
         (State::Leading { .. }, Event::Shutdown) => (State::Stopped, Action::Stop),
         (State::Leading { .. }, Event::FencedOut) => (State::Idle, Action::Stop),
-        (State::Leading { .. }, Event::Leadership { leader: false, .. }) => (State::Idle, Action::Stop),
-        (State::Leading { term }, Event::Leadership { leader: true, term: new }) if new != term => {
-            (State::Leading { term: new }, Action::StopThenStart { term: new })
+        (State::Leading { .. }, Event::Leadership { leader: false, .. }) => {
+            (State::Idle, Action::Stop)
         }
+        (
+            State::Leading { term },
+            Event::Leadership {
+                leader: true,
+                term: new,
+            },
+        ) if new != term => (
+            State::Leading { term: new },
+            Action::StopThenStart { term: new },
+        ),
         (leading @ State::Leading { .. }, Event::Leadership { .. }) => (leading, Action::Nothing),
     }
 }
@@ -164,8 +178,12 @@ impl Supervisor {
 
     /// Run until `shutdown` flips. `make_client(term)` returns a client that sends the fence
     /// header for that term.
-    pub async fn run<F>(self, mut leadership: watch::Receiver<(bool, u64)>, make_client: F, mut shutdown: watch::Receiver<bool>)
-    where
+    pub async fn run<F>(
+        self,
+        mut leadership: watch::Receiver<(bool, u64)>,
+        make_client: F,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
         F: Fn(u64) -> Result<Client, String>,
     {
         let mut state = State::Idle;
@@ -183,7 +201,9 @@ impl Supervisor {
             }
             state = next;
             match action {
-                Action::Start { term } => running = self.start(term, &make_client, &fenced_tx).await,
+                Action::Start { term } => {
+                    running = self.start(term, &make_client, &fenced_tx).await
+                }
                 Action::Stop => {
                     self.stop(running.take()).await;
                 }
@@ -212,7 +232,12 @@ impl Supervisor {
         }
     }
 
-    async fn start<F>(&self, term: u64, make_client: &F, fenced: &watch::Sender<bool>) -> Option<Running>
+    async fn start<F>(
+        &self,
+        term: u64,
+        make_client: &F,
+        fenced: &watch::Sender<bool>,
+    ) -> Option<Running>
     where
         F: Fn(u64) -> Result<Client, String>,
     {
@@ -251,39 +276,92 @@ impl Supervisor {
                 });
             }};
         }
-        spawn!("deployment", crate::deployment::shell::run(ctx.clone(), informers.clone()));
-        spawn!("replicaset", crate::replicaset::shell::run(ctx.clone(), informers.clone()));
-        spawn!("statefulset", crate::statefulset::shell::run(ctx.clone(), informers.clone()));
-        spawn!("daemonset", crate::daemonset::shell::run(ctx.clone(), informers.clone()));
-        spawn!("job", crate::job::shell::run(ctx.clone(), informers.clone()));
-        spawn!("cronjob", crate::cronjob::shell::run(ctx.clone(), informers.clone()));
-        spawn!("namespace", crate::namespace::shell::run(ctx.clone(), informers.clone()));
-        spawn!("garbagecollector", crate::gc::shell::run(ctx.clone(), informers.clone()));
+        spawn!(
+            "deployment",
+            crate::deployment::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "replicaset",
+            crate::replicaset::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "statefulset",
+            crate::statefulset::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "daemonset",
+            crate::daemonset::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "job",
+            crate::job::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "cronjob",
+            crate::cronjob::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "namespace",
+            crate::namespace::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "garbagecollector",
+            crate::gc::shell::run(ctx.clone(), informers.clone())
+        );
         let lifecycle = crate::node_lifecycle::Config {
-            grace_period: k8s_openapi::jiff::SignedDuration::try_from(config.node_grace_period).unwrap_or(k8s_openapi::jiff::SignedDuration::from_secs(40)),
+            grace_period: k8s_openapi::jiff::SignedDuration::try_from(config.node_grace_period)
+                .unwrap_or(k8s_openapi::jiff::SignedDuration::from_secs(40)),
             started: Timestamp::now(),
         };
-        spawn!("nodelifecycle", crate::node_lifecycle::shell::run(ctx.clone(), informers.clone(), lifecycle));
+        spawn!(
+            "nodelifecycle",
+            crate::node_lifecycle::shell::run(ctx.clone(), informers.clone(), lifecycle)
+        );
         if let Ok(cidr) = crate::ipam::Cidr::parse(&config.cluster_cidr) {
-            spawn!("nodeipam", crate::ipam::shell::run(ctx.clone(), informers.clone(), cidr));
+            spawn!(
+                "nodeipam",
+                crate::ipam::shell::run(ctx.clone(), informers.clone(), cidr)
+            );
         }
-        spawn!("endpoints", crate::endpoints::shell::run(ctx.clone(), informers.clone()));
-        spawn!("serviceaccount", crate::serviceaccount::shell::run(ctx.clone(), informers.clone()));
-        let pvc = crate::pvc::Config { base_path: config.local_path.clone() };
-        spawn!("persistentvolume-binder", crate::pvc::shell::run(ctx.clone(), informers.clone(), pvc));
-        spawn!("disruption", crate::pdb::shell::run(ctx.clone(), informers.clone()));
+        spawn!(
+            "endpoints",
+            crate::endpoints::shell::run(ctx.clone(), informers.clone())
+        );
+        spawn!(
+            "serviceaccount",
+            crate::serviceaccount::shell::run(ctx.clone(), informers.clone())
+        );
+        let pvc = crate::pvc::Config {
+            base_path: config.local_path.clone(),
+        };
+        spawn!(
+            "persistentvolume-binder",
+            crate::pvc::shell::run(ctx.clone(), informers.clone(), pvc)
+        );
+        spawn!(
+            "disruption",
+            crate::pdb::shell::run(ctx.clone(), informers.clone())
+        );
         {
-            let (client, scheduler, metrics, stop, fenced) =
-                (client.clone(), config.scheduler.clone(), self.scheduler_metrics.clone(), stop_rx.clone(), fenced.clone());
+            let (client, scheduler, metrics, stop, fenced) = (
+                client.clone(),
+                config.scheduler.clone(),
+                self.scheduler_metrics.clone(),
+                stop_rx.clone(),
+                fenced.clone(),
+            );
             tasks.spawn(async move {
-                if let Err(error) = skiff_scheduler::runner::run(client, scheduler, metrics, stop).await {
+                if let Err(error) =
+                    skiff_scheduler::runner::run(client, scheduler, metrics, stop).await
+                {
                     tracing::warn!(%error, "scheduler stopped");
                     let _ = fenced.send(true);
                 }
             });
         }
         {
-            let (client, member, mut stop, fenced) = (client, config.member_name.clone(), stop_rx, fenced.clone());
+            let (client, member, mut stop, fenced) =
+                (client, config.member_name.clone(), stop_rx, fenced.clone());
             tasks.spawn(async move {
                 loop {
                     if let Err(error) = renew_lease(&client, &member).await {
@@ -301,11 +379,18 @@ impl Supervisor {
             });
         }
         self.metrics.leader.set(1);
-        self.metrics.term.set(i64::try_from(term).unwrap_or(i64::MAX));
-        self.metrics.start_latency.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .term
+            .set(i64::try_from(term).unwrap_or(i64::MAX));
+        self.metrics
+            .start_latency
+            .observe(started.elapsed().as_secs_f64());
         let _ = self.active.send(Some(term));
         tracing::info!(term, member = %self.config.member_name, took = ?started.elapsed(), "control loops started");
-        Some(Running { stop: stop_tx, tasks })
+        Some(Running {
+            stop: stop_tx,
+            tasks,
+        })
     }
 
     async fn stop(&self, running: Option<Running>) {
@@ -340,7 +425,12 @@ pub async fn renew_lease(client: &Client, member: &str) -> Result<(), kube::Erro
                 patch["spec"]["acquireTime"] = json!(now);
                 patch["spec"]["leaseTransitions"] = json!(spec.lease_transitions.unwrap_or(0) + 1);
             }
-            api.patch("skiff-controller-manager", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            api.patch(
+                "skiff-controller-manager",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -351,7 +441,9 @@ pub async fn renew_lease(client: &Client, member: &str) -> Result<(), kube::Erro
 pub fn fenced_client(config: &kube::Config, term: u64) -> Result<Client, String> {
     let mut config = config.clone();
     let value = http::HeaderValue::from_str(&term.to_string()).map_err(|e| e.to_string())?;
-    config.headers.push((http::HeaderName::from_static("x-skiff-fence-term"), value));
+    config
+        .headers
+        .push((http::HeaderName::from_static("x-skiff-fence-term"), value));
     Client::try_from(config).map_err(|e| e.to_string())
 }
 

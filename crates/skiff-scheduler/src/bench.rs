@@ -35,7 +35,11 @@ impl Report {
     /// Pods scheduled per second.
     pub fn pods_per_second(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();
-        if seconds > 0.0 { self.scheduled as f64 / seconds } else { 0.0 }
+        if seconds > 0.0 {
+            self.scheduled as f64 / seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -79,7 +83,9 @@ pub fn in_memory(nodes: usize, pods: usize) -> Report {
     for i in 0..nodes {
         snapshot.upsert_node(Arc::new(bench_node(&format!("node-{i}"))));
     }
-    let pending: Vec<Arc<Pod>> = (0..pods).map(|i| Arc::new(bench_pod("bench", &format!("pod-{i}")))).collect();
+    let pending: Vec<Arc<Pod>> = (0..pods)
+        .map(|i| Arc::new(bench_pod("bench", &format!("pod-{i}"))))
+        .collect();
     let mut algorithm = Algorithm::new();
     let (mut scheduled, mut unschedulable) = (0, 0);
     let started = Instant::now();
@@ -92,27 +98,47 @@ pub fn in_memory(nodes: usize, pods: usize) -> Report {
             Err(_) => unschedulable += 1,
         }
     }
-    Report { nodes, pods, scheduled, unschedulable, elapsed: started.elapsed() }
+    Report {
+        nodes,
+        pods,
+        scheduled,
+        unschedulable,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Create the nodes and pods through the API, run the scheduler, wait until all pods are bound
 /// (at most `timeout`), clean up. The time runs from the first pod creation to the last binding.
-pub async fn against_api(client: Client, nodes: usize, pods: usize, timeout: Duration) -> Result<Report, Error> {
+pub async fn against_api(
+    client: Client,
+    nodes: usize,
+    pods: usize,
+    timeout: Duration,
+) -> Result<Report, Error> {
     let namespace = format!("skiff-bench-{}", std::process::id());
     let result = run_api(client.clone(), &namespace, nodes, pods, timeout).await;
     // Clean up whatever happened.
     let node_api: Api<Node> = Api::all(client.clone());
     for i in 0..nodes {
-        let _ = node_api.delete(&format!("{namespace}-node-{i}"), &DeleteParams::default()).await;
+        let _ = node_api
+            .delete(&format!("{namespace}-node-{i}"), &DeleteParams::default())
+            .await;
     }
     let ns_api: Api<Namespace> = Api::all(client);
     let _ = ns_api.delete(&namespace, &DeleteParams::default()).await;
     result
 }
 
-async fn run_api(client: Client, namespace: &str, nodes: usize, pods: usize, timeout: Duration) -> Result<Report, Error> {
+async fn run_api(
+    client: Client,
+    namespace: &str,
+    nodes: usize,
+    pods: usize,
+    timeout: Duration,
+) -> Result<Report, Error> {
     let ns_api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap_or_default();
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap_or_default();
     ns_api.create(&PostParams::default(), &ns).await?;
     let node_api: Api<Node> = Api::all(client.clone());
     futures::stream::iter(0..nodes)
@@ -148,7 +174,13 @@ async fn run_api(client: Client, namespace: &str, nodes: usize, pods: usize, tim
     let _ = scheduler.await;
     created?;
     let bound = bound?;
-    Ok(Report { nodes, pods, scheduled: bound, unschedulable: pods - bound, elapsed: started.elapsed() })
+    Ok(Report {
+        nodes,
+        pods,
+        scheduled: bound,
+        unschedulable: pods - bound,
+        elapsed: started.elapsed(),
+    })
 }
 
 async fn wait_bound(api: Api<Pod>, want: usize, timeout: Duration) -> Result<usize, Error> {
@@ -162,7 +194,12 @@ async fn wait_bound(api: Api<Pod>, want: usize, timeout: Duration) -> Result<usi
             Ok(None) => break,
             Ok(Some(Err(error))) => return Err(Error::Watch(error)),
             Ok(Some(Ok(pod))) => {
-                if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                if pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .is_some()
+                {
                     bound.insert(pod.metadata.name.clone().unwrap_or_default());
                 }
             }

@@ -95,15 +95,29 @@ impl Cycle {
     /// Pre-filter a pod against a snapshot; an error status applies to every node.
     pub fn new(snapshot: &Snapshot, pod: Arc<PodInfo>) -> Result<Self, Status> {
         let spec = pod.pod.spec.clone().unwrap_or_default();
-        let affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
+        let affinity = spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref());
         let required_node_affinity = affinity
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(NodeSelectorMatcher::new);
         let preferred_node_affinity = affinity
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
-            .map(|t| (i64::from(t.weight), NodeSelectorMatcher::from_term(&t.preference)))
+            .map(|t| {
+                (
+                    i64::from(t.weight),
+                    NodeSelectorMatcher::from_term(&t.preference),
+                )
+            })
             .collect();
         let mut cycle = Self {
             tolerations: spec.tolerations.clone().unwrap_or_default(),
@@ -186,7 +200,9 @@ impl Cycle {
     fn pre_filter_inter_pod_affinity(&mut self, snapshot: &Snapshot) {
         let pod = self.pod.clone();
         let needs_existing = snapshot.any_required_anti_affinity();
-        if pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() && !needs_existing
+        if pod.required_affinity.is_empty()
+            && pod.required_anti_affinity.is_empty()
+            && !needs_existing
         {
             return;
         }
@@ -203,14 +219,18 @@ impl Cycle {
                     if let Some(value) = node.label(&term.topology_key)
                         && term.matches(&other.namespace, other_namespace_labels, &other.labels)
                     {
-                        *self.affinity_counts[i].entry(value.to_string()).or_insert(0) += 1;
+                        *self.affinity_counts[i]
+                            .entry(value.to_string())
+                            .or_insert(0) += 1;
                     }
                 }
                 for (i, term) in pod.required_anti_affinity.iter().enumerate() {
                     if let Some(value) = node.label(&term.topology_key)
                         && term.matches(&other.namespace, other_namespace_labels, &other.labels)
                     {
-                        *self.anti_affinity_counts[i].entry(value.to_string()).or_insert(0) += 1;
+                        *self.anti_affinity_counts[i]
+                            .entry(value.to_string())
+                            .or_insert(0) += 1;
                     }
                 }
                 for term in &other.required_anti_affinity {
@@ -233,7 +253,11 @@ impl Cycle {
         }
     }
 
-    fn pre_filter_spread(&mut self, snapshot: &Snapshot, spec: &k8s_openapi::api::core::v1::PodSpec) {
+    fn pre_filter_spread(
+        &mut self,
+        snapshot: &Snapshot,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+    ) {
         let pod = self.pod.clone();
         let explicit = spec.topology_spread_constraints.clone().unwrap_or_default();
         let mut constraints = Vec::new();
@@ -274,7 +298,10 @@ impl Cycle {
             && let Some(owner) = controller_uid(&pod)
         {
             // kube-scheduler's system default constraints (soft), selecting the pod's siblings.
-            for (key, skew) in [("kubernetes.io/hostname", 3), ("topology.kubernetes.io/zone", 5)] {
+            for (key, skew) in [
+                ("kubernetes.io/hostname", 3),
+                ("topology.kubernetes.io/zone", 5),
+            ] {
                 constraints.push(SpreadConstraint {
                     max_skew: skew,
                     topology_key: key.to_string(),
@@ -313,8 +340,12 @@ impl Cycle {
                     continue;
                 }
                 if constraint.honor_taints
-                    && first_untolerated(&node.taints, &self.tolerations, &["NoSchedule", "NoExecute"])
-                        .is_some()
+                    && first_untolerated(
+                        &node.taints,
+                        &self.tolerations,
+                        &["NoSchedule", "NoExecute"],
+                    )
+                    .is_some()
                 {
                     continue;
                 }
@@ -324,7 +355,11 @@ impl Cycle {
                 let matching = node
                     .pods
                     .iter()
-                    .filter(|p| !p.terminating && p.namespace == pod.namespace && constraint.selector.matches(p))
+                    .filter(|p| {
+                        !p.terminating
+                            && p.namespace == pod.namespace
+                            && constraint.selector.matches(p)
+                    })
                     .count() as i64;
                 *constraint.counts.entry(value.to_string()).or_insert(0) += matching;
             }
@@ -377,11 +412,16 @@ fn volume_constraints(snapshot: &Snapshot, pod: &PodInfo) -> Result<Vec<VolumeCo
                     .and_then(|s| s.node_affinity.as_ref())
                     .and_then(|a| a.required.as_ref())
                 {
-                    constraints.push(VolumeConstraint::BoundPv(NodeSelectorMatcher::new(required)));
+                    constraints.push(VolumeConstraint::BoundPv(NodeSelectorMatcher::new(
+                        required,
+                    )));
                 }
             }
             None => {
-                let class_name = claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref());
+                let class_name = claim
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.storage_class_name.as_deref());
                 let class = snapshot.storage_class(class_name);
                 let delayed = class
                     .and_then(|c| c.volume_binding_mode.as_deref())

@@ -47,7 +47,10 @@ pub fn node_unschedulable(cycle: &Cycle, node: &NodeInfo) -> Status {
     if cycle.tolerations.iter().any(|t| tolerates(t, &taint)) {
         return Status::success();
     }
-    Status::new(Code::UnschedulableAndUnresolvable, reasons::NODE_UNSCHEDULABLE)
+    Status::new(
+        Code::UnschedulableAndUnresolvable,
+        reasons::NODE_UNSCHEDULABLE,
+    )
 }
 
 /// NodeName: `spec.nodeName`, when set, must be this node.
@@ -62,7 +65,11 @@ pub fn node_name(cycle: &Cycle, node: &NodeInfo) -> Status {
 
 /// TaintToleration: every NoSchedule and NoExecute taint must be tolerated.
 pub fn taint_toleration(cycle: &Cycle, node: &NodeInfo) -> Status {
-    match first_untolerated(&node.taints, &cycle.tolerations, &["NoSchedule", "NoExecute"]) {
+    match first_untolerated(
+        &node.taints,
+        &cycle.tolerations,
+        &["NoSchedule", "NoExecute"],
+    ) {
         None => Status::success(),
         Some(taint) => Status::new(
             Code::UnschedulableAndUnresolvable,
@@ -116,10 +123,16 @@ pub fn resources_fit(cycle: &Cycle, node: &NodeInfo) -> Status {
         fail(reasons::TOO_MANY_PODS.into(), false);
     }
     if want.milli_cpu > 0 && want.milli_cpu > have.milli_cpu - used.milli_cpu {
-        fail(reasons::insufficient("cpu").into(), want.milli_cpu > have.milli_cpu);
+        fail(
+            reasons::insufficient("cpu").into(),
+            want.milli_cpu > have.milli_cpu,
+        );
     }
     if want.memory > 0 && want.memory > have.memory - used.memory {
-        fail(reasons::insufficient("memory").into(), want.memory > have.memory);
+        fail(
+            reasons::insufficient("memory").into(),
+            want.memory > have.memory,
+        );
     }
     if want.ephemeral_storage > 0
         && want.ephemeral_storage > have.ephemeral_storage - used.ephemeral_storage
@@ -149,7 +162,10 @@ pub fn volume_binding(cycle: &Cycle, node: &NodeInfo) -> Status {
         if let VolumeConstraint::BoundPv(matcher) = constraint
             && !matcher.matches(&node.name, &node.labels)
         {
-            return Status::new(Code::UnschedulableAndUnresolvable, reasons::VOLUME_NODE_CONFLICT);
+            return Status::new(
+                Code::UnschedulableAndUnresolvable,
+                reasons::VOLUME_NODE_CONFLICT,
+            );
         }
     }
     Status::success()
@@ -160,7 +176,10 @@ pub fn volume_binding(cycle: &Cycle, node: &NodeInfo) -> Status {
 pub fn topology_spread(cycle: &Cycle, node: &NodeInfo) -> Status {
     for constraint in cycle.spread.iter().filter(|c| c.hard) {
         let Some(value) = node.label(&constraint.topology_key) else {
-            return Status::new(Code::UnschedulableAndUnresolvable, reasons::SPREAD_MISSING_LABEL);
+            return Status::new(
+                Code::UnschedulableAndUnresolvable,
+                reasons::SPREAD_MISSING_LABEL,
+            );
         };
         let matching = constraint.counts.get(value).copied().unwrap_or(0);
         let skew = matching + constraint.self_match - constraint.min_count;
@@ -179,16 +198,31 @@ pub fn inter_pod_affinity(cycle: &Cycle, node: &NodeInfo) -> Status {
         let satisfied = pod.required_affinity.iter().enumerate().all(|(i, term)| {
             node.label(&term.topology_key).is_some_and(|value| {
                 cycle.affinity_first_of_group
-                    || cycle.affinity_counts.get(i).and_then(|c| c.get(value)).copied().unwrap_or(0) > 0
+                    || cycle
+                        .affinity_counts
+                        .get(i)
+                        .and_then(|c| c.get(value))
+                        .copied()
+                        .unwrap_or(0)
+                        > 0
             })
         });
         if !satisfied {
-            return Status::new(Code::UnschedulableAndUnresolvable, reasons::AFFINITY_NOT_MATCH);
+            return Status::new(
+                Code::UnschedulableAndUnresolvable,
+                reasons::AFFINITY_NOT_MATCH,
+            );
         }
     }
     for (i, term) in pod.required_anti_affinity.iter().enumerate() {
         if let Some(value) = node.label(&term.topology_key)
-            && cycle.anti_affinity_counts.get(i).and_then(|c| c.get(value)).copied().unwrap_or(0) > 0
+            && cycle
+                .anti_affinity_counts
+                .get(i)
+                .and_then(|c| c.get(value))
+                .copied()
+                .unwrap_or(0)
+                > 0
         {
             return Status::new(Code::Unschedulable, reasons::ANTI_AFFINITY_NOT_MATCH);
         }
@@ -200,7 +234,10 @@ pub fn inter_pod_affinity(cycle: &Cycle, node: &NodeInfo) -> Status {
                 .get(&(key.clone(), value.clone()))
                 .is_some_and(|count| *count > 0)
             {
-                return Status::new(Code::Unschedulable, reasons::EXISTING_ANTI_AFFINITY_NOT_MATCH);
+                return Status::new(
+                    Code::Unschedulable,
+                    reasons::EXISTING_ANTI_AFFINITY_NOT_MATCH,
+                );
             }
         }
     }

@@ -4,7 +4,9 @@
 //!
 //! Invariants: registered once per process; registering twice is an error, never a panic.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// The scheduler's metrics.
 #[derive(Clone)]
@@ -36,23 +38,41 @@ impl Metrics {
     pub fn unregistered() -> Result<Self, prometheus::Error> {
         Ok(Self {
             attempts: IntCounterVec::new(
-                Opts::new("scheduler_schedule_attempts_total", "Number of attempts to schedule pods, by the result."),
+                Opts::new(
+                    "scheduler_schedule_attempts_total",
+                    "Number of attempts to schedule pods, by the result.",
+                ),
                 &["result", "profile"],
             )?,
             e2e_duration: HistogramVec::new(
-                HistogramOpts::new("scheduler_e2e_scheduling_duration_seconds", "E2e scheduling latency in seconds (scheduling algorithm + binding).")
-                    .buckets(prometheus::exponential_buckets(0.001, 2.0, 15)?),
+                HistogramOpts::new(
+                    "scheduler_e2e_scheduling_duration_seconds",
+                    "E2e scheduling latency in seconds (scheduling algorithm + binding).",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 15)?),
                 &["result", "profile"],
             )?,
-            pending: IntGaugeVec::new(Opts::new("scheduler_pending_pods", "Number of pending pods, by the queue type."), &["queue"])?,
-            preemption_attempts: IntCounter::new("scheduler_preemption_attempts_total", "Total preemption attempts in the cluster till now.")?,
+            pending: IntGaugeVec::new(
+                Opts::new(
+                    "scheduler_pending_pods",
+                    "Number of pending pods, by the queue type.",
+                ),
+                &["queue"],
+            )?,
+            preemption_attempts: IntCounter::new(
+                "scheduler_preemption_attempts_total",
+                "Total preemption attempts in the cluster till now.",
+            )?,
         })
     }
 
     /// Record an attempt.
     pub fn attempt(&self, result: &str, seconds: f64) {
-        self.attempts.with_label_values(&[result, "default-scheduler"]).inc();
-        self.e2e_duration.with_label_values(&[result, "default-scheduler"]).observe(seconds);
+        self.attempts
+            .with_label_values(&[result, "default-scheduler"])
+            .inc();
+        self.e2e_duration
+            .with_label_values(&[result, "default-scheduler"])
+            .observe(seconds);
     }
 }
-

@@ -74,7 +74,10 @@ pub fn preempt(
             .any(|(n, s)| n == nominated && s.code == Code::UnschedulableAndUnresolvable);
         if !unresolvable
             && let Some(node) = snapshot.node(nominated)
-            && node.pods.iter().any(|p| p.terminating && p.priority < pod.priority)
+            && node
+                .pods
+                .iter()
+                .any(|p| p.terminating && p.priority < pod.priority)
         {
             return Outcome::Failed(
                 "preemption: not eligible due to a terminating pod on the nominated node.".into(),
@@ -95,7 +98,10 @@ pub fn preempt(
         if unresolvable {
             node_statuses.push((
                 node.name.clone(),
-                Status::new(Code::UnschedulableAndUnresolvable, reasons::PREEMPTION_NOT_HELPFUL),
+                Status::new(
+                    Code::UnschedulableAndUnresolvable,
+                    reasons::PREEMPTION_NOT_HELPFUL,
+                ),
             ));
             continue;
         }
@@ -191,10 +197,7 @@ fn select_victims(
 
 /// Split pods (most important first) into those whose eviction would exceed a PDB's allowed
 /// disruptions and the rest.
-fn split_by_pdb(
-    pods: &[Arc<PodInfo>],
-    pdbs: &[PdbInfo],
-) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
+fn split_by_pdb(pods: &[Arc<PodInfo>], pdbs: &[PdbInfo]) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
     let mut allowed: Vec<i32> = pdbs.iter().map(|p| p.disruptions_allowed).collect();
     let mut violating = Vec::new();
     let mut non_violating = Vec::new();

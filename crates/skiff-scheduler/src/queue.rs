@@ -79,8 +79,20 @@ impl Queue {
         self.sequence += 1;
         let sequence = self.sequence;
         let attempts = self.pods.get(&key).map(|p| p.attempts).unwrap_or(0);
-        self.heap.push(Entry { priority: priority(&pod), sequence, key: key.clone() });
-        self.pods.insert(key, Pending { pod, sequence, attempts, parked: None });
+        self.heap.push(Entry {
+            priority: priority(&pod),
+            sequence,
+            key: key.clone(),
+        });
+        self.pods.insert(
+            key,
+            Pending {
+                pod,
+                sequence,
+                attempts,
+                parked: None,
+            },
+        );
     }
 
     /// Forget a pod (bound or deleted).
@@ -119,7 +131,8 @@ impl Queue {
             .iter()
             .filter(|(_, p)| {
                 p.parked.is_some_and(|(since, not_before)| {
-                    now >= not_before && (cluster_changed || now.duration_since(since) >= MAX_PARKED)
+                    now >= not_before
+                        && (cluster_changed || now.duration_since(since) >= MAX_PARKED)
                 })
             })
             .map(|(k, _)| k.clone())
@@ -129,7 +142,11 @@ impl Queue {
                 self.sequence += 1;
                 pending.sequence = self.sequence;
                 pending.parked = None;
-                self.heap.push(Entry { priority: priority(&pending.pod), sequence: self.sequence, key });
+                self.heap.push(Entry {
+                    priority: priority(&pending.pod),
+                    sequence: self.sequence,
+                    key,
+                });
                 moved += 1;
             }
         }
@@ -138,7 +155,10 @@ impl Queue {
 
     /// The earliest time a parked pod's back-off ends (to wake up for it).
     pub fn next_retry(&self) -> Option<Instant> {
-        self.pods.values().filter_map(|p| p.parked.map(|(_, at)| at)).min()
+        self.pods
+            .values()
+            .filter_map(|p| p.parked.map(|(_, at)| at))
+            .min()
     }
 
     /// (active, parked) counts.

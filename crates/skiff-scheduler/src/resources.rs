@@ -56,7 +56,9 @@ impl Resources {
     pub fn add(&mut self, other: &Resources) {
         self.milli_cpu = self.milli_cpu.saturating_add(other.milli_cpu);
         self.memory = self.memory.saturating_add(other.memory);
-        self.ephemeral_storage = self.ephemeral_storage.saturating_add(other.ephemeral_storage);
+        self.ephemeral_storage = self
+            .ephemeral_storage
+            .saturating_add(other.ephemeral_storage);
         self.pods = self.pods.saturating_add(other.pods);
         for (name, amount) in &other.scalar {
             let entry = self.scalar.entry(name.clone()).or_insert(0);
@@ -68,7 +70,9 @@ impl Resources {
     pub fn sub(&mut self, other: &Resources) {
         self.milli_cpu = self.milli_cpu.saturating_sub(other.milli_cpu);
         self.memory = self.memory.saturating_sub(other.memory);
-        self.ephemeral_storage = self.ephemeral_storage.saturating_sub(other.ephemeral_storage);
+        self.ephemeral_storage = self
+            .ephemeral_storage
+            .saturating_sub(other.ephemeral_storage);
         self.pods = self.pods.saturating_sub(other.pods);
         for (name, amount) in &other.scalar {
             let entry = self.scalar.entry(name.clone()).or_insert(0);
@@ -225,7 +229,9 @@ struct Parsed {
 impl Parsed {
     /// The value times 10^scale, rounded towards +infinity, saturated to i64.
     fn scaled_ceil(&self, scale: i32) -> i64 {
-        let mut numerator = self.digits.saturating_mul(1u128 << self.binary_exponent.min(60));
+        let mut numerator = self
+            .digits
+            .saturating_mul(1u128 << self.binary_exponent.min(60));
         let exponent = self.decimal_exponent + scale - self.fraction_digits;
         let mut denominator: u128 = 1;
         if exponent >= 0 {
@@ -240,7 +246,7 @@ impl Parsed {
         let quotient = numerator / denominator;
         let rounded = if self.negative {
             quotient
-        } else if numerator % denominator != 0 {
+        } else if !numerator.is_multiple_of(denominator) {
             quotient + 1
         } else {
             quotient

@@ -51,7 +51,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { scheduler_name: "default-scheduler".into(), bind_concurrency: 64 }
+        Self {
+            scheduler_name: "default-scheduler".into(),
+            bind_concurrency: 64,
+        }
     }
 }
 
@@ -69,6 +72,10 @@ impl Config {
     }
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "inputs live briefly in one bounded channel; boxing every watch event costs more"
+)]
 enum Input {
     Pod(watcher::Event<Pod>),
     Node(watcher::Event<Node>),
@@ -83,10 +90,17 @@ enum Input {
 }
 
 fn key_of(pod: &Pod) -> String {
-    format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
-fn watch_stream<K>(api: Api<K>, wrap: fn(watcher::Event<K>) -> Input) -> impl Stream<Item = Input> + Send
+fn watch_stream<K>(
+    api: Api<K>,
+    wrap: fn(watcher::Event<K>) -> Input,
+) -> impl Stream<Item = Input> + Send
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
@@ -109,9 +123,16 @@ struct State {
 impl State {
     fn wants(&self, pod: &Pod) -> bool {
         let spec = pod.spec.as_ref();
-        spec.and_then(|s| s.node_name.as_deref()).unwrap_or_default().is_empty()
-            && spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler") == self.scheduler_name
-            && spec.and_then(|s| s.scheduling_gates.as_ref()).is_none_or(Vec::is_empty)
+        spec.and_then(|s| s.node_name.as_deref())
+            .unwrap_or_default()
+            .is_empty()
+            && spec
+                .and_then(|s| s.scheduler_name.as_deref())
+                .unwrap_or("default-scheduler")
+                == self.scheduler_name
+            && spec
+                .and_then(|s| s.scheduling_gates.as_ref())
+                .is_none_or(Vec::is_empty)
             && pod.metadata.deletion_timestamp.is_none()
             && !is_terminal(pod)
     }
@@ -149,15 +170,19 @@ impl State {
                 self.changed = true;
             }
             Input::Node(Delete(node)) => {
-                self.snapshot.remove_node(node.metadata.name.as_deref().unwrap_or_default());
+                self.snapshot
+                    .remove_node(node.metadata.name.as_deref().unwrap_or_default());
                 self.changed = true;
             }
             Input::Node(InitDone) => self.nodes_synced = true,
             Input::Namespace(Apply(ns) | InitApply(ns)) => {
                 let name = ns.metadata.name.clone().unwrap_or_default();
-                self.snapshot.upsert_namespace(&name, ns.metadata.labels.clone().unwrap_or_default());
+                self.snapshot
+                    .upsert_namespace(&name, ns.metadata.labels.clone().unwrap_or_default());
             }
-            Input::Namespace(Delete(ns)) => self.snapshot.remove_namespace(ns.metadata.name.as_deref().unwrap_or_default()),
+            Input::Namespace(Delete(ns)) => self
+                .snapshot
+                .remove_namespace(ns.metadata.name.as_deref().unwrap_or_default()),
             Input::Claim(Apply(c) | InitApply(c)) => {
                 self.snapshot.upsert_pvc(Arc::new(c));
                 self.changed = true;
@@ -170,9 +195,15 @@ impl State {
                 self.snapshot.upsert_pv(Arc::new(v));
                 self.changed = true;
             }
-            Input::Volume(Delete(v)) => self.snapshot.remove_pv(v.metadata.name.as_deref().unwrap_or_default()),
-            Input::Class(Apply(c) | InitApply(c)) => self.snapshot.upsert_storage_class(Arc::new(c)),
-            Input::Class(Delete(c)) => self.snapshot.remove_storage_class(c.metadata.name.as_deref().unwrap_or_default()),
+            Input::Volume(Delete(v)) => self
+                .snapshot
+                .remove_pv(v.metadata.name.as_deref().unwrap_or_default()),
+            Input::Class(Apply(c) | InitApply(c)) => {
+                self.snapshot.upsert_storage_class(Arc::new(c))
+            }
+            Input::Class(Delete(c)) => self
+                .snapshot
+                .remove_storage_class(c.metadata.name.as_deref().unwrap_or_default()),
             Input::Budget(Apply(b) | InitApply(b)) => {
                 self.budgets.insert(key_of_meta(&b.metadata), b);
             }
@@ -185,7 +216,8 @@ impl State {
                 if let Some(spec) = unassumed.spec.as_mut() {
                     spec.node_name = None;
                 }
-                self.pending.insert(key.clone(), Arc::new(unassumed.clone()));
+                self.pending
+                    .insert(key.clone(), Arc::new(unassumed.clone()));
                 self.queue.add(key, Arc::new(unassumed));
             }
             Input::Fenced => return false,
@@ -206,14 +238,22 @@ impl State {
                     .and_then(|s| serde_json::to_value(s).ok())
                     .and_then(|v| skiff_core::selector::LabelSelector::from_json(&v).ok())
                     .unwrap_or_else(skiff_core::selector::LabelSelector::nothing),
-                disruptions_allowed: b.status.as_ref().map(|s| s.disruptions_allowed).unwrap_or(0),
+                disruptions_allowed: b
+                    .status
+                    .as_ref()
+                    .map(|s| s.disruptions_allowed)
+                    .unwrap_or(0),
             })
             .collect()
     }
 }
 
 fn key_of_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 fn fenced(error: &kube::Error) -> bool {
@@ -222,16 +262,29 @@ fn fenced(error: &kube::Error) -> bool {
 }
 
 /// Run the scheduler until `stop` flips (Ok) or a write is fenced out (Err).
-pub async fn run(client: Client, config: Config, metrics: Metrics, mut stop: watch::Receiver<bool>) -> Result<(), Error> {
+pub async fn run(
+    client: Client,
+    config: Config,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
     let (tx, mut rx) = mpsc::channel::<Input>(4096);
     let streams = futures::stream::select_all(vec![
         watch_stream(Api::<Pod>::all(client.clone()), Input::Pod).boxed(),
         watch_stream(Api::<Node>::all(client.clone()), Input::Node).boxed(),
         watch_stream(Api::<Namespace>::all(client.clone()), Input::Namespace).boxed(),
-        watch_stream(Api::<PersistentVolumeClaim>::all(client.clone()), Input::Claim).boxed(),
+        watch_stream(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            Input::Claim,
+        )
+        .boxed(),
         watch_stream(Api::<PersistentVolume>::all(client.clone()), Input::Volume).boxed(),
         watch_stream(Api::<StorageClass>::all(client.clone()), Input::Class).boxed(),
-        watch_stream(Api::<PodDisruptionBudget>::all(client.clone()), Input::Budget).boxed(),
+        watch_stream(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            Input::Budget,
+        )
+        .boxed(),
     ]);
     let mut streams = std::pin::pin!(streams);
     let mut state = State {
@@ -251,7 +304,11 @@ pub async fn run(client: Client, config: Config, metrics: Metrics, mut stop: wat
         // Drain everything that arrived, then schedule one pod.
         let ready = state.nodes_synced && state.pods_synced;
         let idle = !ready || state.queue.counts().0 == 0;
-        let wait = if idle { Duration::from_millis(500) } else { Duration::ZERO };
+        let wait = if idle {
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
         tokio::select! {
             biased;
             _ = stop.changed() => return Ok(()),
@@ -277,12 +334,20 @@ pub async fn run(client: Client, config: Config, metrics: Metrics, mut stop: wat
             last_flush = now;
         }
         let (active, parked) = state.queue.counts();
-        metrics.pending.with_label_values(&["active"]).set(active as i64);
-        metrics.pending.with_label_values(&["unschedulable"]).set(parked as i64);
+        metrics
+            .pending
+            .with_label_values(&["active"])
+            .set(active as i64);
+        metrics
+            .pending
+            .with_label_values(&["unschedulable"])
+            .set(parked as i64);
         if !ready {
             continue;
         }
-        let Some((key, pod)) = state.queue.pop() else { continue };
+        let Some((key, pod)) = state.queue.pop() else {
+            continue;
+        };
         let started = Instant::now();
         match algorithm.schedule(&state.snapshot, pod.clone()) {
             Ok(decision) => {
@@ -299,7 +364,11 @@ pub async fn run(client: Client, config: Config, metrics: Metrics, mut stop: wat
                         Ok(()) => metrics.attempt("scheduled", started.elapsed().as_secs_f64()),
                         Err(error) => {
                             metrics.attempt("error", started.elapsed().as_secs_f64());
-                            let input = if fenced(&error) { Input::Fenced } else { Input::BindFailed(key, bound) };
+                            let input = if fenced(&error) {
+                                Input::Fenced
+                            } else {
+                                Input::BindFailed(key, bound)
+                            };
                             tracing::warn!(%error, "binding failed");
                             let _ = tx.send(input).await;
                         }
@@ -340,23 +409,42 @@ fn delayed_claims(snapshot: &Snapshot, pod: &Pod) -> Vec<String> {
         .and_then(|s| s.volumes.as_ref())
         .into_iter()
         .flatten()
-        .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()))
+        .filter_map(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.clone())
+        })
         .filter(|claim| {
             snapshot.pvc(namespace, claim).is_some_and(|c| {
-                c.spec.as_ref().and_then(|s| s.volume_name.as_deref()).unwrap_or_default().is_empty()
-                    && c.metadata.annotations.as_ref().is_none_or(|a| !a.contains_key("volume.kubernetes.io/selected-node"))
+                c.spec
+                    .as_ref()
+                    .and_then(|s| s.volume_name.as_deref())
+                    .unwrap_or_default()
+                    .is_empty()
+                    && c.metadata
+                        .annotations
+                        .as_ref()
+                        .is_none_or(|a| !a.contains_key("volume.kubernetes.io/selected-node"))
             })
         })
         .collect()
 }
 
-async fn bind(client: &Client, pod: &Pod, node: &str, claims: &[String]) -> Result<(), kube::Error> {
+async fn bind(
+    client: &Client,
+    pod: &Pod,
+    node: &str,
+    claims: &[String],
+) -> Result<(), kube::Error> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
     for claim in claims {
-        let patch = json!({"metadata": {"annotations": {"volume.kubernetes.io/selected-node": node}}});
-        claims_api.patch(claim, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let patch =
+            json!({"metadata": {"annotations": {"volume.kubernetes.io/selected-node": node}}});
+        claims_api
+            .patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let binding = json!({
@@ -364,12 +452,29 @@ async fn bind(client: &Client, pod: &Pod, node: &str, claims: &[String]) -> Resu
         "metadata": {"name": name, "namespace": namespace, "uid": pod.metadata.uid},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node}
     });
-    pods.create_subresource::<serde_json::Value, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
-        .await?;
-    record(client, pod, false, "Scheduled", &format!("Successfully assigned {namespace}/{name} to {node}")).await
+    pods.create_subresource::<serde_json::Value, serde_json::Value>(
+        "binding",
+        &name,
+        &PostParams::default(),
+        &binding,
+    )
+    .await?;
+    record(
+        client,
+        pod,
+        false,
+        "Scheduled",
+        &format!("Successfully assigned {namespace}/{name} to {node}"),
+    )
+    .await
 }
 
-async fn report_failure(client: &Client, pod: &Pod, message: &str, nomination: Option<crate::preemption::Nomination>) -> Result<(), kube::Error> {
+async fn report_failure(
+    client: &Client,
+    pod: &Pod,
+    message: &str,
+    nomination: Option<crate::preemption::Nomination>,
+) -> Result<(), kube::Error> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
@@ -381,7 +486,9 @@ async fn report_failure(client: &Client, pod: &Pod, message: &str, nomination: O
         status["nominatedNodeName"] = json!(nomination.node);
         let mut seen = HashSet::new();
         for victim in &nomination.victims {
-            let Some((victim_ns, victim_name)) = victim.split_once('/') else { continue };
+            let Some((victim_ns, victim_name)) = victim.split_once('/') else {
+                continue;
+            };
             if !seen.insert(victim.clone()) {
                 continue;
             }
@@ -395,11 +502,21 @@ async fn report_failure(client: &Client, pod: &Pod, message: &str, nomination: O
             victim_pod.metadata.name = Some(victim_name.into());
             victim_pod.metadata.namespace = Some(victim_ns.into());
             let by = pod.metadata.uid.clone().unwrap_or_default();
-            record(client, &victim_pod, false, "Preempted", &format!("Preempted by pod {by} on node {}", nomination.node)).await?;
+            record(
+                client,
+                &victim_pod,
+                false,
+                "Preempted",
+                &format!("Preempted by pod {by} on node {}", nomination.node),
+            )
+            .await?;
         }
     }
     let patch = json!({"status": status});
-    match pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+    match pods
+        .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+    {
         Ok(_) => {}
         Err(error) if fenced(&error) => return Err(error),
         Err(error) => tracing::debug!(%error, "could not set PodScheduled"),
@@ -407,12 +524,26 @@ async fn report_failure(client: &Client, pod: &Pod, message: &str, nomination: O
     record(client, pod, true, "FailedScheduling", message).await
 }
 
-async fn record(client: &Client, pod: &Pod, warning: bool, reason: &str, message: &str) -> Result<(), kube::Error> {
-    let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+async fn record(
+    client: &Client,
+    pod: &Pod,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) -> Result<(), kube::Error> {
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let now = Timestamp::now();
     let event = Event {
         metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some(format!("{}.{:x}", pod.metadata.name.as_deref().unwrap_or("pod"), now.as_nanosecond())),
+            name: Some(format!(
+                "{}.{:x}",
+                pod.metadata.name.as_deref().unwrap_or("pod"),
+                now.as_nanosecond()
+            )),
             namespace: Some(namespace.clone()),
             ..Default::default()
         },
@@ -427,7 +558,10 @@ async fn record(client: &Client, pod: &Pod, warning: bool, reason: &str, message
         reason: Some(reason.into()),
         message: Some(message.into()),
         type_: Some(if warning { "Warning" } else { "Normal" }.into()),
-        source: Some(k8s_openapi::api::core::v1::EventSource { component: Some("default-scheduler".into()), host: None }),
+        source: Some(k8s_openapi::api::core::v1::EventSource {
+            component: Some("default-scheduler".into()),
+            host: None,
+        }),
         reporting_component: Some("default-scheduler".into()),
         first_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
         last_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),

@@ -88,7 +88,10 @@ impl Algorithm {
                 let fit = FitError {
                     num_all_nodes: nodes.len(),
                     pre_filter_message: Some(status.message()),
-                    node_statuses: nodes.iter().map(|n| (n.name.clone(), status.clone())).collect(),
+                    node_statuses: nodes
+                        .iter()
+                        .map(|n| (n.name.clone(), status.clone()))
+                        .collect(),
                     post_filter_message: None,
                 };
                 return Err((Error::Fit(Box::new(fit)), None));

@@ -105,12 +105,22 @@ fn normalize_min_max(scores: &mut [i64]) {
     let min = scores.iter().copied().min().unwrap_or(0);
     let spread = max - min;
     for s in scores.iter_mut() {
-        *s = if spread > 0 { MAX_NODE_SCORE * (*s - min) / spread } else { 0 };
+        *s = if spread > 0 {
+            MAX_NODE_SCORE * (*s - min) / spread
+        } else {
+            0
+        };
     }
 }
 
 fn normalize_spread(scores: &mut [i64], ignored: &[bool]) {
-    let considered = || scores.iter().zip(ignored).filter(|(_, i)| !**i).map(|(s, _)| *s);
+    let considered = || {
+        scores
+            .iter()
+            .zip(ignored)
+            .filter(|(_, i)| !**i)
+            .map(|(s, _)| *s)
+    };
     let max = considered().max().unwrap_or(0);
     let min = considered().min().unwrap_or(0);
     for (s, ignore) in scores.iter_mut().zip(ignored) {
@@ -134,7 +144,11 @@ pub fn taint_toleration(cycle: &Cycle, node: &NodeInfo) -> i64 {
             !cycle
                 .tolerations
                 .iter()
-                .filter(|t| t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "PreferNoSchedule"))
+                .filter(|t| {
+                    t.effect
+                        .as_deref()
+                        .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
+                })
                 .any(|t| tolerates(t, taint))
         })
         .count() as i64
@@ -222,7 +236,11 @@ pub fn image_locality(snapshot: &Snapshot, cycle: &Cycle, node: &NodeInfo) -> i6
     let mut sum = 0f64;
     for image in spec.containers.iter().filter_map(|c| c.image.as_deref()) {
         let normalized = normalize_image(image);
-        if let Some((_, size)) = node.images.iter().find(|(name, _)| normalize_image(name) == normalized) {
+        if let Some((_, size)) = node
+            .images
+            .iter()
+            .find(|(name, _)| normalize_image(name) == normalized)
+        {
             let spread = snapshot.nodes_with_image(&normalized).max(1) as f64 / total_nodes;
             sum += *size as f64 * spread.min(1.0);
         }
@@ -237,7 +255,11 @@ fn normalize_image(image: &str) -> String {
         .rsplit('/')
         .next()
         .is_some_and(|last| last.contains(':') || last.contains('@'));
-    if has_tag { image.to_string() } else { format!("{image}:latest") }
+    if has_tag {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
 }
 
 /// InterPodAffinity's per-topology sums: (topology key, value) → score contributed by assigned
@@ -253,19 +275,27 @@ pub fn inter_pod_affinity_topology_scores(
         if amount != 0
             && let Some(value) = node.label(key)
         {
-            *scores.entry((key.to_string(), value.to_string())).or_insert(0) += amount;
+            *scores
+                .entry((key.to_string(), value.to_string()))
+                .or_insert(0) += amount;
         }
     };
     for node in snapshot.nodes() {
         for other in &node.pods {
             let other_labels = snapshot.namespace_labels(&other.namespace);
             for weighted in &pod.preferred_affinity {
-                if weighted.term.matches(&other.namespace, other_labels, &other.labels) {
+                if weighted
+                    .term
+                    .matches(&other.namespace, other_labels, &other.labels)
+                {
                     add(&weighted.term.topology_key, node, weighted.weight);
                 }
             }
             for weighted in &pod.preferred_anti_affinity {
-                if weighted.term.matches(&other.namespace, other_labels, &other.labels) {
+                if weighted
+                    .term
+                    .matches(&other.namespace, other_labels, &other.labels)
+                {
                     add(&weighted.term.topology_key, node, -weighted.weight);
                 }
             }
@@ -275,12 +305,18 @@ pub fn inter_pod_affinity_topology_scores(
                 }
             }
             for weighted in &other.preferred_affinity {
-                if weighted.term.matches(&pod.namespace, own_labels, &pod.labels) {
+                if weighted
+                    .term
+                    .matches(&pod.namespace, own_labels, &pod.labels)
+                {
                     add(&weighted.term.topology_key, node, weighted.weight);
                 }
             }
             for weighted in &other.preferred_anti_affinity {
-                if weighted.term.matches(&pod.namespace, own_labels, &pod.labels) {
+                if weighted
+                    .term
+                    .matches(&pod.namespace, own_labels, &pod.labels)
+                {
                     add(&weighted.term.topology_key, node, -weighted.weight);
                 }
             }

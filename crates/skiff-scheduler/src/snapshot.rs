@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{
-    Node, PersistentVolume, PersistentVolumeClaim, Pod, Taint,
-};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Taint};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::resources::{PodRequests, Resources, pod_requests};
@@ -32,7 +30,9 @@ impl HostPort {
         let wildcard = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
         self.port == other.port
             && self.protocol == other.protocol
-            && (wildcard(&self.host_ip) || wildcard(&other.host_ip) || self.host_ip == other.host_ip)
+            && (wildcard(&self.host_ip)
+                || wildcard(&other.host_ip)
+                || self.host_ip == other.host_ip)
     }
 }
 
@@ -65,7 +65,11 @@ impl PodInfo {
         let spec = pod.spec.as_ref();
         let mut host_ports = Vec::new();
         for container in spec
-            .map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
             .into_iter()
             .flatten()
         {
@@ -100,16 +104,22 @@ impl PodInfo {
                     })
                     .collect::<Vec<_>>()
             };
-        let required_affinity =
-            compile(pod_affinity.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()));
-        let required_anti_affinity =
-            compile(pod_anti.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()));
-        let preferred_affinity = compile_weighted(
-            pod_affinity.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-        );
-        let preferred_anti_affinity = compile_weighted(
-            pod_anti.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-        );
+        let required_affinity = compile(pod_affinity.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let required_anti_affinity = compile(pod_anti.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let preferred_affinity = compile_weighted(pod_affinity.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let preferred_anti_affinity = compile_weighted(pod_anti.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
         Self {
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
@@ -217,11 +227,13 @@ impl NodeInfo {
 
     /// Stop counting a pod (by uid, or by key when it has none); returns whether it was here.
     pub fn remove_pod(&mut self, uid: &str, key: &str) -> bool {
-        let Some(index) = self
-            .pods
-            .iter()
-            .position(|p| if uid.is_empty() { p.key() == key } else { p.uid == uid })
-        else {
+        let Some(index) = self.pods.iter().position(|p| {
+            if uid.is_empty() {
+                p.key() == key
+            } else {
+                p.uid == uid
+            }
+        }) else {
             return false;
         };
         let pod = self.pods.swap_remove(index);
@@ -264,7 +276,11 @@ pub struct Snapshot {
 }
 
 fn pod_id(pod: &PodInfo) -> String {
-    if pod.uid.is_empty() { pod.key() } else { pod.uid.clone() }
+    if pod.uid.is_empty() {
+        pod.key()
+    } else {
+        pod.uid.clone()
+    }
 }
 
 impl Snapshot {

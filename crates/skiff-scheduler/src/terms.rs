@@ -53,9 +53,10 @@ impl NodeSelectorMatcher {
             term.valid
                 && !(term.labels.is_empty() && term.fields.is_empty())
                 && term.labels.iter().all(|r| r.matches(labels))
-                && term.fields.iter().all(|(is_in, values)| {
-                    values.iter().any(|value| value == node_name) == *is_in
-                })
+                && term
+                    .fields
+                    .iter()
+                    .all(|(is_in, values)| values.iter().any(|value| value == node_name) == *is_in)
         })
     }
 }
@@ -129,7 +130,9 @@ pub fn first_untolerated<'a>(
 ) -> Option<&'a Taint> {
     taints.iter().find(|taint| {
         effects.contains(&taint.effect.as_str())
-            && !tolerations.iter().any(|toleration| tolerates(toleration, taint))
+            && !tolerations
+                .iter()
+                .any(|toleration| tolerates(toleration, taint))
     })
 }
 
@@ -167,8 +170,7 @@ impl AffinityTerm {
         }
         for key in term.mismatch_label_keys.iter().flatten() {
             if let Some(value) = pod_labels.get(key)
-                && let Ok(requirement) =
-                    Requirement::new(key, Operator::NotIn, vec![value.clone()])
+                && let Ok(requirement) = Requirement::new(key, Operator::NotIn, vec![value.clone()])
             {
                 extra.push(requirement);
             }

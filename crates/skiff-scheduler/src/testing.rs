@@ -91,13 +91,15 @@ pub fn priority(mut pod: Pod, value: i32) -> Pod {
 /// Add a toleration to a pod.
 pub fn tolerating(mut pod: Pod, key: &str, operator: &str, value: &str, effect: &str) -> Pod {
     let spec = pod.spec.get_or_insert_with(Default::default);
-    spec.tolerations.get_or_insert_with(Vec::new).push(Toleration {
-        key: Some(key.into()).filter(|k: &String| !k.is_empty()),
-        operator: Some(operator.into()),
-        value: Some(value.into()).filter(|v: &String| !v.is_empty()),
-        effect: Some(effect.into()).filter(|e: &String| !e.is_empty()),
-        toleration_seconds: None,
-    });
+    spec.tolerations
+        .get_or_insert_with(Vec::new)
+        .push(Toleration {
+            key: Some(key.into()).filter(|k: &String| !k.is_empty()),
+            operator: Some(operator.into()),
+            value: Some(value.into()).filter(|v: &String| !v.is_empty()),
+            effect: Some(effect.into()).filter(|e: &String| !e.is_empty()),
+            toleration_seconds: None,
+        });
     pod
 }
 

@@ -35,7 +35,9 @@ pub enum Schedule {
     Every(i64),
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 fn field(text: &str, min: u32, max: u32, names: &[&str]) -> Result<(u64, bool), String> {
@@ -43,7 +45,10 @@ fn field(text: &str, min: u32, max: u32, names: &[&str]) -> Result<(u64, bool), 
     let mut star = false;
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, Some(s.parse::<u32>().map_err(|_| format!("bad step {s:?}"))?)),
+            Some((r, s)) => (
+                r,
+                Some(s.parse::<u32>().map_err(|_| format!("bad step {s:?}"))?),
+            ),
             None => (part, None),
         };
         if step == Some(0) {
@@ -53,7 +58,8 @@ fn field(text: &str, min: u32, max: u32, names: &[&str]) -> Result<(u64, bool), 
             if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
                 return Ok(min + i as u32);
             }
-            s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}"))
+            s.parse::<u32>()
+                .map_err(|_| format!("failed to parse int from {s}"))
         };
         let (start, end) = if range == "*" || range == "?" {
             if step.is_none() {
@@ -111,7 +117,10 @@ fn duration_seconds(text: &str) -> Option<i64> {
 impl Schedule {
     /// Parse a schedule.
     pub fn parse(schedule: &str) -> Result<Self, Error> {
-        let error = |reason: String| Error { schedule: schedule.to_string(), reason };
+        let error = |reason: String| Error {
+            schedule: schedule.to_string(),
+            reason,
+        };
         let text = schedule.trim();
         let expanded = match text {
             "@yearly" | "@annually" => "0 0 1 1 *",
@@ -134,13 +143,17 @@ impl Schedule {
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
         if fields.len() != 5 {
-            return Err(error(format!("expected exactly 5 fields, found {}", fields.len())));
+            return Err(error(format!(
+                "expected exactly 5 fields, found {}",
+                fields.len()
+            )));
         }
         let (minutes, _) = field(fields[0], 0, 59, &[]).map_err(error)?;
         let (hours, _) = field(fields[1], 0, 23, &[]).map_err(error)?;
         let (days_of_month, dom_star) = field(fields[2], 1, 31, &[]).map_err(error)?;
         let (months, _) = field(fields[3], 1, 12, &MONTHS).map_err(error)?;
-        let (mut days_of_week, dow_star) = field(fields[4].replace('7', "0").as_str(), 0, 6, &DAYS).map_err(error)?;
+        let (mut days_of_week, dow_star) =
+            field(fields[4].replace('7', "0").as_str(), 0, 6, &DAYS).map_err(error)?;
         if fields[4].contains('7') && !fields[4].chars().any(|c| c.is_ascii_alphabetic()) {
             days_of_week |= 1;
         }
@@ -155,7 +168,13 @@ impl Schedule {
     }
 
     fn day_matches(&self, date: Date) -> bool {
-        let Schedule::Fields { days_of_month, days_of_week, day_star, .. } = self else {
+        let Schedule::Fields {
+            days_of_month,
+            days_of_week,
+            day_star,
+            ..
+        } = self
+        else {
             return true;
         };
         let dom = days_of_month & (1 << date.day()) != 0;
@@ -167,7 +186,12 @@ impl Schedule {
     pub fn next(&self, after: Timestamp) -> Option<Timestamp> {
         let (minutes, hours, months) = match self {
             Schedule::Every(seconds) => return Some(after + SignedDuration::from_secs(*seconds)),
-            Schedule::Fields { minutes, hours, months, .. } => (*minutes, *hours, *months),
+            Schedule::Fields {
+                minutes,
+                hours,
+                months,
+                ..
+            } => (*minutes, *hours, *months),
         };
         let utc = TimeZone::UTC;
         let start = after.to_zoned(utc.clone()).datetime();
@@ -176,15 +200,33 @@ impl Schedule {
         let limit = start.year() + 5;
         while t.year() <= limit {
             if months & (1 << t.month()) == 0 {
-                t = t.first_of_month().checked_add(1.month()).ok()?.with().hour(0).minute(0).build().ok()?;
+                t = t
+                    .first_of_month()
+                    .checked_add(1.month())
+                    .ok()?
+                    .with()
+                    .hour(0)
+                    .minute(0)
+                    .build()
+                    .ok()?;
                 continue;
             }
             if !self.day_matches(t.date()) {
-                t = t.date().checked_add(1.day()).ok()?.to_datetime(k8s_openapi::jiff::civil::Time::midnight());
+                t = t
+                    .date()
+                    .checked_add(1.day())
+                    .ok()?
+                    .to_datetime(k8s_openapi::jiff::civil::Time::midnight());
                 continue;
             }
             if hours & (1 << t.hour()) == 0 {
-                t = t.with().minute(0).build().ok()?.checked_add(1.hour()).ok()?;
+                t = t
+                    .with()
+                    .minute(0)
+                    .build()
+                    .ok()?
+                    .checked_add(1.hour())
+                    .ok()?;
                 continue;
             }
             if minutes & (1 << t.minute()) == 0 {

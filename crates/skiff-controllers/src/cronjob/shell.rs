@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -51,16 +51,26 @@ async fn apply(ctx: &Context, cron_job: &CronJob, changes: Vec<Change>) -> Resul
             Change::CreateJob(job) => {
                 write("create job", jobs.create(&PostParams::default(), &job)).await?;
             }
-            Change::DeleteJob { name: job_name, uid } => {
+            Change::DeleteJob {
+                name: job_name,
+                uid,
+            } => {
                 let params = DeleteParams {
-                    preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
                     ..DeleteParams::background()
                 };
                 write("delete job", jobs.delete(&job_name, &params)).await?;
             }
             Change::UpdateStatus(status) => {
                 let patch = json!({"status": status});
-                write("cronjob status", api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "cronjob status",
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::Event(record) => ctx.record(&object, &record).await,
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -61,17 +61,28 @@ async fn apply(ctx: &Context, ds: &DaemonSet, changes: Vec<Change>) -> Result<()
         match change {
             Change::Revision(change) => apply_revision(ctx, &namespace, change).await?,
             Change::CreatePod { pod, .. } => created.extend(create_pod(ctx, &object, &pod).await?),
-            Change::DeletePod { name: pod_name, uid } => {
+            Change::DeletePod {
+                name: pod_name,
+                uid,
+            } => {
                 delete_pod(ctx, &namespace, &pod_name, &uid).await?;
                 deleted.push(uid);
             }
             Change::UpdateStatus(status) => {
                 let patch = json!({"status": status});
-                write("daemonset status", api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "daemonset status",
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::Event(record) => ctx.record(&object, &record).await,
         }
     }
-    ctx.expectations.expect(ds.metadata.uid.as_deref().unwrap_or_default(), created, deleted);
+    ctx.expectations.expect(
+        ds.metadata.uid.as_deref().unwrap_or_default(),
+        created,
+        deleted,
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use super::status::{self, Condition};
+use super::status::{self, new_condition};
 use super::*;
 use crate::hash::pod_template_hash;
 use crate::workload::{is_controlled_by, is_terminal, owner_reference};
@@ -29,13 +29,27 @@ impl Working {
         self.rs.status.as_ref().map(|s| s.replicas).unwrap_or(0)
     }
     pub fn available(&self) -> i32 {
-        self.rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+        self.rs
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0)
     }
     pub fn ready(&self) -> i32 {
-        self.rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+        self.rs
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0)
     }
     fn annotation(&self, key: &str) -> Option<i32> {
-        self.rs.metadata.annotations.as_ref()?.get(key)?.parse().ok()
+        self.rs
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(key)?
+            .parse()
+            .ok()
     }
     fn created_at(&self) -> (i64, String) {
         (
@@ -60,7 +74,12 @@ pub(super) struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    pub fn new(d: &'a Deployment, owned: Vec<&ReplicaSet>, pods: &'a [Pod], now: Timestamp) -> Self {
+    pub fn new(
+        d: &'a Deployment,
+        owned: Vec<&ReplicaSet>,
+        pods: &'a [Pod],
+        now: Timestamp,
+    ) -> Self {
         let mut rss: Vec<Working> = owned
             .into_iter()
             .map(|rs| Working {
@@ -71,7 +90,10 @@ impl<'a> Pass<'a> {
             .collect();
         rss.sort_by_key(|w| w.created_at());
         let new = rss.iter().position(|w| {
-            match (w.rs.spec.as_ref().and_then(|s| s.template.as_ref()), d.spec.as_ref()) {
+            match (
+                w.rs.spec.as_ref().and_then(|s| s.template.as_ref()),
+                d.spec.as_ref(),
+            ) {
                 (Some(t), Some(spec)) => equal_ignore_hash(t, &spec.template),
                 _ => false,
             }
@@ -159,7 +181,11 @@ impl<'a> Pass<'a> {
     }
 
     fn set_annotation(&mut self, i: usize, key: &str, value: String) -> bool {
-        let annotations = self.rss[i].rs.metadata.annotations.get_or_insert_with(Default::default);
+        let annotations = self.rss[i]
+            .rs
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
         if annotations.get(key) == Some(&value) {
             return false;
         }
@@ -170,7 +196,11 @@ impl<'a> Pass<'a> {
 
     /// Find the new ReplicaSet's revision and annotations, creating it if asked.
     pub fn sync_revision(&mut self, create: bool) {
-        let max_old = self.olds().map(|i| revision(&self.rss[i].rs.metadata)).max().unwrap_or(0);
+        let max_old = self
+            .olds()
+            .map(|i| revision(&self.rss[i].rs.metadata))
+            .max()
+            .unwrap_or(0);
         let new_revision = max_old + 1;
         if let Some(i) = self.new {
             let current = revision(&self.rss[i].rs.metadata);
@@ -209,9 +239,20 @@ impl<'a> Pass<'a> {
             }
             let rs_revision = revision(&self.rss[i].rs.metadata).to_string();
             self.set_deployment_revision(rs_revision);
-            if status::has_progress_deadline(self.d) && status::condition(&self.status, "Progressing").is_none() {
+            if status::has_progress_deadline(self.d)
+                && status::condition(&self.status, "Progressing").is_none()
+            {
                 let message = format!("Found new replica set \"{}\"", self.rss[i].name());
-                status::set(&mut self.status, Condition::new("Progressing", "True", "FoundNewReplicaSet", message, self.now));
+                status::set(
+                    &mut self.status,
+                    new_condition(
+                        "Progressing",
+                        "True",
+                        "FoundNewReplicaSet",
+                        message,
+                        self.now,
+                    ),
+                );
             }
             return;
         }
@@ -239,7 +280,11 @@ impl<'a> Pass<'a> {
         };
         let collision = self.status.collision_count;
         let hash = pod_template_hash(&spec.template, collision);
-        let name = format!("{}-{}", self.d.metadata.name.as_deref().unwrap_or_default(), hash);
+        let name = format!(
+            "{}-{}",
+            self.d.metadata.name.as_deref().unwrap_or_default(),
+            hash
+        );
         if self.rss.iter().any(|w| w.name() == name) {
             // Same name, different template: a hash collision. Bump the count and retry.
             self.status.collision_count = Some(collision.unwrap_or(0) + 1);
@@ -262,14 +307,21 @@ impl<'a> Pass<'a> {
         annotations.insert(REVISION.into(), new_revision.to_string());
         let desired = replicas(self.d);
         annotations.insert(DESIRED_REPLICAS.into(), desired.to_string());
-        annotations.insert(MAX_REPLICAS.into(), (desired + max_surge(self.d)).to_string());
+        annotations.insert(
+            MAX_REPLICAS.into(),
+            (desired + max_surge(self.d)).to_string(),
+        );
         let rs = ReplicaSet {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: self.d.metadata.namespace.clone(),
                 labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
                 annotations: Some(annotations),
-                owner_references: Some(vec![owner_reference("apps/v1", "Deployment", &self.d.metadata)]),
+                owner_references: Some(vec![owner_reference(
+                    "apps/v1",
+                    "Deployment",
+                    &self.d.metadata,
+                )]),
                 ..Default::default()
             },
             spec: Some(ReplicaSetSpec {
@@ -287,7 +339,11 @@ impl<'a> Pass<'a> {
         });
         let index = self.rss.len() - 1;
         self.new = Some(index);
-        let count = if is_recreate(self.d) { desired } else { self.new_rs_new_replicas() };
+        let count = if is_recreate(self.d) {
+            desired
+        } else {
+            self.new_rs_new_replicas()
+        };
         if let Some(spec) = self.rss[index].rs.spec.as_mut() {
             spec.replicas = Some(count);
         }
@@ -300,7 +356,13 @@ impl<'a> Pass<'a> {
         if status::has_progress_deadline(self.d) {
             status::set(
                 &mut self.status,
-                Condition::new("Progressing", "True", "NewReplicaSetCreated", format!("Created new replica set \"{name}\""), self.now),
+                new_condition(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetCreated",
+                    format!("Created new replica set \"{name}\""),
+                    self.now,
+                ),
             );
         }
         self.set_deployment_revision(new_revision.to_string());
@@ -467,11 +529,13 @@ impl<'a> Pass<'a> {
     /// Proportional scaling (kube-controller-manager's `scale`).
     pub fn scale(&mut self) {
         let desired = replicas(self.d);
-        let active: Vec<usize> = (0..self.rss.len()).filter(|&i| self.rss[i].spec_replicas() > 0).collect();
+        let active: Vec<usize> = (0..self.rss.len())
+            .filter(|&i| self.rss[i].spec_replicas() > 0)
+            .collect();
         let active_or_latest = match active.as_slice() {
-            [] => self.new.or_else(|| {
-                (0..self.rss.len()).max_by_key(|&i| self.rss[i].created_at())
-            }),
+            [] => self
+                .new
+                .or_else(|| (0..self.rss.len()).max_by_key(|&i| self.rss[i].created_at())),
             [one] => Some(*one),
             _ => None,
         };
@@ -484,7 +548,10 @@ impl<'a> Pass<'a> {
         if let Some(new) = self.new
             && self.is_saturated(new)
         {
-            let olds: Vec<usize> = self.olds().filter(|&i| self.rss[i].spec_replicas() > 0).collect();
+            let olds: Vec<usize> = self
+                .olds()
+                .filter(|&i| self.rss[i].spec_replicas() > 0)
+                .collect();
             for i in olds {
                 self.scale_rs(i, 0);
             }
@@ -495,18 +562,26 @@ impl<'a> Pass<'a> {
         }
         let mut active = active;
         let total: i32 = active.iter().map(|&i| self.rss[i].spec_replicas()).sum();
-        let allowed = if desired > 0 { desired + max_surge(self.d) } else { 0 };
+        let allowed = if desired > 0 {
+            desired + max_surge(self.d)
+        } else {
+            0
+        };
         let to_add = allowed - total;
         if to_add > 0 {
             // Larger first; for equal sizes, newer first.
             active.sort_by(|&a, &b| {
-                self.rss[b].spec_replicas().cmp(&self.rss[a].spec_replicas())
+                self.rss[b]
+                    .spec_replicas()
+                    .cmp(&self.rss[a].spec_replicas())
                     .then_with(|| self.rss[b].created_at().cmp(&self.rss[a].created_at()))
             });
         } else if to_add < 0 {
             // Larger first; for equal sizes, older first.
             active.sort_by(|&a, &b| {
-                self.rss[b].spec_replicas().cmp(&self.rss[a].spec_replicas())
+                self.rss[b]
+                    .spec_replicas()
+                    .cmp(&self.rss[a].spec_replicas())
                     .then_with(|| self.rss[a].created_at().cmp(&self.rss[b].created_at()))
             });
         }
@@ -553,13 +628,19 @@ impl<'a> Pass<'a> {
             }
         };
         let allowed = to_add - added;
-        if to_add > 0 { fraction.min(allowed) } else { fraction.max(allowed) }
+        if to_add > 0 {
+            fraction.min(allowed)
+        } else {
+            fraction.max(allowed)
+        }
     }
 
     fn is_saturated(&self, new: usize) -> bool {
         let desired = replicas(self.d);
         let w = &self.rss[new];
-        w.spec_replicas() == desired && w.annotation(DESIRED_REPLICAS) == Some(desired) && w.available() == desired
+        w.spec_replicas() == desired
+            && w.annotation(DESIRED_REPLICAS) == Some(desired)
+            && w.available() == desired
     }
 
     /// Delete old ReplicaSets beyond `revisionHistoryLimit` (default 10).

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -42,11 +42,18 @@ async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> 
             let owner = crate::workload::owner_reference("apps/v1", "Deployment", &d.metadata);
             let patch = json!({"metadata": {"ownerReferences": [owner], "resourceVersion": orphan.metadata.resource_version}});
             let name = orphan.metadata.name.clone().unwrap_or_default();
-            write("adopt ReplicaSet", rs_api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+            write(
+                "adopt ReplicaSet",
+                rs_api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+            )
+            .await?;
         }
-        let in_namespace: Vec<&k8s_openapi::api::core::v1::Pod> =
-            pods.iter().filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str())).collect();
-        let pods: Vec<k8s_openapi::api::core::v1::Pod> = in_namespace.into_iter().cloned().collect();
+        let in_namespace: Vec<&k8s_openapi::api::core::v1::Pod> = pods
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
+            .collect();
+        let pods: Vec<k8s_openapi::api::core::v1::Pod> =
+            in_namespace.into_iter().cloned().collect();
         let outcome = plan(&d, &replica_sets, &pods, Timestamp::now());
         requeue = sooner(requeue, outcome.requeue_after_seconds);
         apply(ctx, &d, outcome.changes).await?;
@@ -63,26 +70,45 @@ async fn apply(ctx: &Context, d: &Deployment, changes: Vec<Change>) -> Result<()
     for change in changes {
         match change {
             Change::CreateReplicaSet(rs) => {
-                write("create ReplicaSet", rs_api.create(&PostParams::default(), &rs)).await?;
+                write(
+                    "create ReplicaSet",
+                    rs_api.create(&PostParams::default(), &rs),
+                )
+                .await?;
             }
             Change::UpdateReplicaSet(rs) => {
                 let rs_name = rs.metadata.name.clone().unwrap_or_default();
-                write("update ReplicaSet", rs_api.replace(&rs_name, &PostParams::default(), &rs)).await?;
+                write(
+                    "update ReplicaSet",
+                    rs_api.replace(&rs_name, &PostParams::default(), &rs),
+                )
+                .await?;
             }
             Change::DeleteReplicaSet { name: rs_name, uid } => {
                 let params = DeleteParams {
-                    preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
                     ..DeleteParams::background()
                 };
                 write("delete ReplicaSet", rs_api.delete(&rs_name, &params)).await?;
             }
             Change::SetRevision(revision) => {
                 let patch = json!({"metadata": {"annotations": {super::REVISION: revision}}});
-                write("set revision", d_api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "set revision",
+                    d_api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::UpdateStatus(status) => {
                 let patch = json!({"status": status});
-                write("deployment status", d_api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "deployment status",
+                    d_api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::Event(record) => ctx.record(&object, &record).await,
         }

@@ -18,18 +18,21 @@ pub const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
 const NEW_RS_AVAILABLE: &str = "NewReplicaSetAvailable";
 const PAUSED: &str = "DeploymentPaused";
 
-pub(super) struct Condition;
-
-impl Condition {
-    pub fn new(type_: &str, status: &str, reason: &str, message: String, now: Timestamp) -> DeploymentCondition {
-        DeploymentCondition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: Some(reason.into()),
-            message: Some(message),
-            last_update_time: Some(time(now)),
-            last_transition_time: Some(time(now)),
-        }
+/// A condition with both times set to `now`.
+pub(super) fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> DeploymentCondition {
+    DeploymentCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message),
+        last_update_time: Some(time(now)),
+        last_transition_time: Some(time(now)),
     }
 }
 
@@ -40,8 +43,15 @@ pub(super) fn has_progress_deadline(d: &Deployment) -> bool {
         .is_some_and(|s| s != i32::MAX)
 }
 
-pub(super) fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
-    status.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+pub(super) fn condition<'a>(
+    status: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// kube's `SetDeploymentCondition`.
@@ -96,12 +106,24 @@ pub(super) fn calculate(pass: &Pass<'_>) -> DeploymentStatus {
     if available >= replicas(pass.d) - max_unavailable(pass.d) {
         set(
             &mut status,
-            Condition::new("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into(), pass.now),
+            new_condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+                pass.now,
+            ),
         );
     } else {
         set(
             &mut status,
-            Condition::new("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into(), pass.now),
+            new_condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+                pass.now,
+            ),
         );
     }
     status
@@ -119,11 +141,26 @@ pub(super) fn paused_conditions(pass: &mut Pass<'_>) {
     let paused_exists = current.is_some_and(|c| c.reason.as_deref() == Some(PAUSED));
     let paused = pass.d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
     if paused && !paused_exists {
-        set(&mut pass.status, Condition::new("Progressing", "Unknown", PAUSED, "Deployment is paused".into(), pass.now));
+        set(
+            &mut pass.status,
+            new_condition(
+                "Progressing",
+                "Unknown",
+                PAUSED,
+                "Deployment is paused".into(),
+                pass.now,
+            ),
+        );
     } else if !paused && paused_exists {
         set(
             &mut pass.status,
-            Condition::new("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed".into(), pass.now),
+            new_condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentResumed",
+                "Deployment is resumed".into(),
+                pass.now,
+            ),
         );
     }
 }
@@ -143,17 +180,37 @@ pub(super) fn sync(pass: &mut Pass<'_>, rollout: bool) {
     let old = d.status.clone().unwrap_or_default();
     let current = condition(&pass.status, "Progressing").cloned();
     let complete_before = next.replicas == next.updated_replicas
-        && current.as_ref().is_some_and(|c| c.reason.as_deref() == Some(NEW_RS_AVAILABLE));
+        && current
+            .as_ref()
+            .is_some_and(|c| c.reason.as_deref() == Some(NEW_RS_AVAILABLE));
     let new_name = pass.new.map(|i| pass.rss[i].name().to_string());
     let subject = |what: &str| match &new_name {
         Some(name) => format!("ReplicaSet \"{name}\" {what}"),
-        None => format!("Deployment \"{}\" {what}", d.metadata.name.as_deref().unwrap_or_default()),
+        None => format!(
+            "Deployment \"{}\" {what}",
+            d.metadata.name.as_deref().unwrap_or_default()
+        ),
     };
     if has_progress_deadline(d) && !complete_before {
         if deployment_complete(d, &next) {
-            set(&mut next, Condition::new("Progressing", "True", NEW_RS_AVAILABLE, subject("has successfully progressed."), pass.now));
+            set(
+                &mut next,
+                new_condition(
+                    "Progressing",
+                    "True",
+                    NEW_RS_AVAILABLE,
+                    subject("has successfully progressed."),
+                    pass.now,
+                ),
+            );
         } else if progressing(&old, &next) {
-            let mut condition = Condition::new("Progressing", "True", "ReplicaSetUpdated", subject("is progressing."), pass.now);
+            let mut condition = new_condition(
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                subject("is progressing."),
+                pass.now,
+            );
             if let Some(current) = &current
                 && current.status == "True"
             {
@@ -162,7 +219,16 @@ pub(super) fn sync(pass: &mut Pass<'_>, rollout: bool) {
             remove(&mut next, "Progressing");
             set(&mut next, condition);
         } else if timed_out(d, &next, pass.now) {
-            set(&mut next, Condition::new("Progressing", "False", TIMED_OUT_REASON, subject("has timed out progressing."), pass.now));
+            set(
+                &mut next,
+                new_condition(
+                    "Progressing",
+                    "False",
+                    TIMED_OUT_REASON,
+                    subject("has timed out progressing."),
+                    pass.now,
+                ),
+            );
         }
     }
     // Requeue to notice the deadline passing.
@@ -172,13 +238,22 @@ pub(super) fn sync(pass: &mut Pass<'_>, rollout: bool) {
         && c.reason.as_deref() != Some(TIMED_OUT_REASON)
         && let Some(updated) = c.last_update_time.as_ref()
     {
-        let deadline = i64::from(d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(600));
+        let deadline = i64::from(
+            d.spec
+                .as_ref()
+                .and_then(|s| s.progress_deadline_seconds)
+                .unwrap_or(600),
+        );
         let due = updated.0 + SignedDuration::from_secs(deadline);
         let after = due.duration_since(pass.now).as_secs().max(0) + 1;
         pass.requeue = Some(pass.requeue.map_or(after, |r| r.min(after)));
     }
     // Pods becoming available after minReadySeconds need another look.
-    let min_ready = d.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+    let min_ready = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
     if min_ready > 0 && next.ready_replicas != next.available_replicas {
         let after = i64::from(min_ready);
         pass.requeue = Some(pass.requeue.map_or(after, |r| r.min(after)));
@@ -207,6 +282,11 @@ fn timed_out(d: &Deployment, status: &DeploymentStatus, now: Timestamp) -> bool 
     let Some(from) = c.last_update_time.as_ref() else {
         return false;
     };
-    let deadline = i64::from(d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(600));
+    let deadline = i64::from(
+        d.spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .unwrap_or(600),
+    );
     from.0 + SignedDuration::from_secs(deadline) < now
 }

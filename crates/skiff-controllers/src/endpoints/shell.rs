@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Endpoints;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{DeleteParams, PostParams};
 use kube::Api;
+use kube::api::{DeleteParams, PostParams};
 use tokio::sync::Notify;
 
 use super::{Change, plan};
@@ -30,30 +30,55 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
             let endpoints = informers.endpoints.list();
             for service in informers.services.list() {
                 let namespace = service.metadata.namespace.clone().unwrap_or_default();
-                let current = endpoints.iter().find(|e| e.metadata.namespace == service.metadata.namespace && e.metadata.name == service.metadata.name);
+                let current = endpoints.iter().find(|e| {
+                    e.metadata.namespace == service.metadata.namespace
+                        && e.metadata.name == service.metadata.name
+                });
                 let endpoints_api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), &namespace);
-                let slices_api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &namespace);
+                let slices_api: Api<EndpointSlice> =
+                    Api::namespaced(ctx.client.clone(), &namespace);
                 for change in plan(&service, &pods, current, &slices) {
                     match change {
                         Change::ApplyEndpoints(mut desired) => match current {
                             Some(existing) => {
-                                desired.metadata.resource_version = existing.metadata.resource_version.clone();
+                                desired.metadata.resource_version =
+                                    existing.metadata.resource_version.clone();
                                 let name = desired.metadata.name.clone().unwrap_or_default();
-                                write("update endpoints", endpoints_api.replace(&name, &PostParams::default(), &desired)).await?;
+                                write(
+                                    "update endpoints",
+                                    endpoints_api.replace(&name, &PostParams::default(), &desired),
+                                )
+                                .await?;
                             }
                             None => {
-                                write("create endpoints", endpoints_api.create(&PostParams::default(), &desired)).await?;
+                                write(
+                                    "create endpoints",
+                                    endpoints_api.create(&PostParams::default(), &desired),
+                                )
+                                .await?;
                             }
                         },
                         Change::CreateSlice(slice) => {
-                            write("create slice", slices_api.create(&PostParams::default(), &slice)).await?;
+                            write(
+                                "create slice",
+                                slices_api.create(&PostParams::default(), &slice),
+                            )
+                            .await?;
                         }
                         Change::UpdateSlice(slice) => {
                             let name = slice.metadata.name.clone().unwrap_or_default();
-                            write("update slice", slices_api.replace(&name, &PostParams::default(), &slice)).await?;
+                            write(
+                                "update slice",
+                                slices_api.replace(&name, &PostParams::default(), &slice),
+                            )
+                            .await?;
                         }
                         Change::DeleteSlice { name } => {
-                            write("delete slice", slices_api.delete(&name, &DeleteParams::default())).await?;
+                            write(
+                                "delete slice",
+                                slices_api.delete(&name, &DeleteParams::default()),
+                            )
+                            .await?;
                         }
                     }
                 }

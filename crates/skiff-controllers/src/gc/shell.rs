@@ -19,11 +19,17 @@ use crate::shell::{Context, Error, Result, classify, is_not_found, run_loop, wri
 
 /// Every listable, deletable resource: (resource, capabilities).
 pub async fn resources(client: &Client) -> Result<Vec<(ApiResource, ApiCapabilities)>> {
-    let discovery = Discovery::new(client.clone()).run().await.map_err(classify)?;
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(classify)?;
     let mut out = Vec::new();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {
-            if caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::DELETE) && !resource.plural.contains('/') {
+            if caps.supports_operation(verbs::LIST)
+                && caps.supports_operation(verbs::DELETE)
+                && !resource.plural.contains('/')
+            {
                 out.push((resource, caps));
             }
         }
@@ -100,49 +106,109 @@ async fn pass(ctx: &Context) -> Result<()> {
     let by_uid: HashMap<String, Node> = nodes.iter().map(|n| (n.uid.clone(), n.clone())).collect();
     for change in plan(&nodes) {
         match change {
-            Change::Delete { uid, foreground, absent_owners } => {
-                let Some(node) = by_uid.get(&uid) else { continue };
+            Change::Delete {
+                uid,
+                foreground,
+                absent_owners,
+            } => {
+                let Some(node) = by_uid.get(&uid) else {
+                    continue;
+                };
                 if !owners_really_absent(ctx, node, &absent_owners, &all).await? {
                     continue;
                 }
                 let api = api_for(ctx, node, &where_is);
-                let mut params = if foreground { DeleteParams::foreground() } else { DeleteParams::background() };
-                params.preconditions = Some(Preconditions { uid: Some(uid.clone()), resource_version: None });
+                let mut params = if foreground {
+                    DeleteParams::foreground()
+                } else {
+                    DeleteParams::background()
+                };
+                params.preconditions = Some(Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: None,
+                });
                 write("gc delete", api.delete(&node.name, &params)).await?;
             }
             Change::RemoveOwners { uid, owners } => {
-                let Some(node) = by_uid.get(&uid) else { continue };
+                let Some(node) = by_uid.get(&uid) else {
+                    continue;
+                };
                 let api = api_for(ctx, node, &where_is);
-                let Some(current) = write("gc get", api.get(&node.name)).await? else { continue };
-                let kept: Vec<_> = current.metadata.owner_references.clone().unwrap_or_default().into_iter().filter(|o| !owners.contains(&o.uid)).collect();
+                let Some(current) = write("gc get", api.get(&node.name)).await? else {
+                    continue;
+                };
+                let kept: Vec<_> = current
+                    .metadata
+                    .owner_references
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|o| !owners.contains(&o.uid))
+                    .collect();
                 let patch = json!({"metadata": {"ownerReferences": kept, "resourceVersion": current.metadata.resource_version}});
-                write("gc remove owners", api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "gc remove owners",
+                    api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::RemoveFinalizer { uid, finalizer } => {
-                let Some(node) = by_uid.get(&uid) else { continue };
+                let Some(node) = by_uid.get(&uid) else {
+                    continue;
+                };
                 let api = api_for(ctx, node, &where_is);
-                let Some(current) = write("gc get", api.get(&node.name)).await? else { continue };
-                let kept: Vec<String> = current.metadata.finalizers.clone().unwrap_or_default().into_iter().filter(|f| *f != finalizer).collect();
+                let Some(current) = write("gc get", api.get(&node.name)).await? else {
+                    continue;
+                };
+                let kept: Vec<String> = current
+                    .metadata
+                    .finalizers
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|f| *f != finalizer)
+                    .collect();
                 let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": current.metadata.resource_version}});
-                write("gc remove finalizer", api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "gc remove finalizer",
+                    api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
         }
     }
     Ok(())
 }
 
-fn api_for(ctx: &Context, node: &Node, where_is: &HashMap<String, (ApiResource, Scope)>) -> Api<DynamicObject> {
+fn api_for(
+    ctx: &Context,
+    node: &Node,
+    where_is: &HashMap<String, (ApiResource, Scope)>,
+) -> Api<DynamicObject> {
     match (where_is.get(&node.uid), node.namespace.as_deref()) {
-        (Some((resource, Scope::Namespaced)), Some(ns)) => Api::namespaced_with(ctx.client.clone(), ns, resource),
+        (Some((resource, Scope::Namespaced)), Some(ns)) => {
+            Api::namespaced_with(ctx.client.clone(), ns, resource)
+        }
         (Some((resource, _)), _) => Api::all_with(ctx.client.clone(), resource),
-        (None, _) => Api::all_with(ctx.client.clone(), &ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&())),
+        (None, _) => Api::all_with(
+            ctx.client.clone(),
+            &ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
+        ),
     }
 }
 
 /// Confirm with live reads that none of the owners exists (by name and uid).
-async fn owners_really_absent(ctx: &Context, node: &Node, owners: &[Owner], all: &[(ApiResource, ApiCapabilities)]) -> Result<bool> {
+async fn owners_really_absent(
+    ctx: &Context,
+    node: &Node,
+    owners: &[Owner],
+    all: &[(ApiResource, ApiCapabilities)],
+) -> Result<bool> {
     for owner in owners {
-        let Some((resource, caps)) = all.iter().find(|(r, _)| r.api_version == owner.api_version && r.kind == owner.kind) else {
+        let Some((resource, caps)) = all
+            .iter()
+            .find(|(r, _)| r.api_version == owner.api_version && r.kind == owner.kind)
+        else {
             // An owner kind the API does not serve cannot exist.
             continue;
         };
@@ -151,7 +217,9 @@ async fn owners_really_absent(ctx: &Context, node: &Node, owners: &[Owner], all:
             _ => Api::all_with(ctx.client.clone(), resource),
         };
         match api.get(&owner.name).await {
-            Ok(found) if found.metadata.uid.as_deref() == Some(owner.uid.as_str()) => return Ok(false),
+            Ok(found) if found.metadata.uid.as_deref() == Some(owner.uid.as_str()) => {
+                return Ok(false);
+            }
             Ok(_) => {}
             Err(error) if is_not_found(&error) => {}
             Err(error) => return Err(Error::Kube(error)),

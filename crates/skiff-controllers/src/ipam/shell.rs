@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
-use kube::api::{Patch, PatchParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -28,10 +28,20 @@ pub async fn run(ctx: Arc<Context>, informers: Informers, cluster: Cidr) -> Resu
                     Change::Assign { node, cidr } => {
                         // `test` guards against assigning twice if the cache lagged.
                         let patch = json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
-                        write("assign pod CIDR", nodes.patch(&node, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                        write(
+                            "assign pod CIDR",
+                            nodes.patch(&node, &PatchParams::default(), &Patch::Merge(&patch)),
+                        )
+                        .await?;
                     }
                     Change::Event { node, record } => {
-                        let object = ObjectReference { api_version: Some("v1".into()), kind: Some("Node".into()), name: Some(node), namespace: Some("default".into()), ..Default::default() };
+                        let object = ObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Node".into()),
+                            name: Some(node),
+                            namespace: Some("default".into()),
+                            ..Default::default()
+                        };
                         ctx.record(&object, &record).await;
                     }
                 }

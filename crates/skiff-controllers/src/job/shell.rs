@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -56,20 +56,35 @@ async fn apply(ctx: &Context, job: &Job, changes: Vec<Change>) -> Result<()> {
     for change in changes {
         match change {
             Change::CreatePod(pod) => created.extend(create_pod(ctx, &object, &pod).await?),
-            Change::DeletePod { name: pod_name, uid } => {
+            Change::DeletePod {
+                name: pod_name,
+                uid,
+            } => {
                 delete_pod(ctx, &namespace, &pod_name, &uid).await?;
                 deleted.push(uid);
             }
             Change::UpdateStatus(status) => {
                 let patch = json!({"status": status});
-                write("job status", api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "job status",
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::DeleteJob => {
-                write("delete finished job", api.delete(&name, &DeleteParams::foreground())).await?;
+                write(
+                    "delete finished job",
+                    api.delete(&name, &DeleteParams::foreground()),
+                )
+                .await?;
             }
             Change::Event(record) => ctx.record(&object, &record).await,
         }
     }
-    ctx.expectations.expect(job.metadata.uid.as_deref().unwrap_or_default(), created, deleted);
+    ctx.expectations.expect(
+        job.metadata.uid.as_deref().unwrap_or_default(),
+        created,
+        deleted,
+    );
     Ok(())
 }

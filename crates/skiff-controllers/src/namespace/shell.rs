@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::{ApiResource, Scope};
-use kube::Api;
 use tokio::sync::Notify;
 
 use super::{Change, FINALIZER, plan};
@@ -30,11 +30,21 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
 }
 
 async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> {
-    let terminating: Vec<Namespace> = informers.namespaces.list().into_iter().filter(|n| n.metadata.deletion_timestamp.is_some()).collect();
+    let terminating: Vec<Namespace> = informers
+        .namespaces
+        .list()
+        .into_iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_some())
+        .collect();
     if terminating.is_empty() {
         return Ok(None);
     }
-    let all: Vec<ApiResource> = resources(&ctx.client).await?.into_iter().filter(|(_, c)| c.scope == Scope::Namespaced).map(|(r, _)| r).collect();
+    let all: Vec<ApiResource> = resources(&ctx.client)
+        .await?
+        .into_iter()
+        .filter(|(_, c)| c.scope == Scope::Namespaced)
+        .map(|(r, _)| r)
+        .collect();
     for namespace in terminating {
         let name = namespace.metadata.name.clone().unwrap_or_default();
         let mut remaining = Vec::new();
@@ -44,22 +54,59 @@ async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> 
                 Ok(list) => list.items.len(),
                 Err(_) => 0,
             };
-            remaining.push(((resource.group.clone(), resource.version.clone(), resource.plural.clone()), count));
+            remaining.push((
+                (
+                    resource.group.clone(),
+                    resource.version.clone(),
+                    resource.plural.clone(),
+                ),
+                count,
+            ));
         }
         for change in plan(&namespace, &remaining) {
             match change {
-                Change::DeleteAll { group, version, plural } => {
-                    let Some(resource) = all.iter().find(|r| r.group == group && r.version == version && r.plural == plural) else { continue };
-                    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &name, resource);
-                    write("delete collection", api.delete_collection(&DeleteParams::background(), &ListParams::default())).await?;
+                Change::DeleteAll {
+                    group,
+                    version,
+                    plural,
+                } => {
+                    let Some(resource) = all
+                        .iter()
+                        .find(|r| r.group == group && r.version == version && r.plural == plural)
+                    else {
+                        continue;
+                    };
+                    let api: Api<DynamicObject> =
+                        Api::namespaced_with(ctx.client.clone(), &name, resource);
+                    write(
+                        "delete collection",
+                        api.delete_collection(&DeleteParams::background(), &ListParams::default()),
+                    )
+                    .await?;
                 }
                 Change::Finalize => {
                     let mut copy = namespace.clone();
                     if let Some(spec) = copy.spec.as_mut() {
-                        spec.finalizers = Some(spec.finalizers.clone().unwrap_or_default().into_iter().filter(|f| f != FINALIZER).collect());
+                        spec.finalizers = Some(
+                            spec.finalizers
+                                .clone()
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter(|f| f != FINALIZER)
+                                .collect(),
+                        );
                     }
                     let api: Api<Namespace> = Api::all(ctx.client.clone());
-                    write("finalize namespace", api.replace_subresource::<Namespace>("finalize", &name, &PostParams::default(), &copy)).await?;
+                    write(
+                        "finalize namespace",
+                        api.replace_subresource::<Namespace>(
+                            "finalize",
+                            &name,
+                            &PostParams::default(),
+                            &copy,
+                        ),
+                    )
+                    .await?;
                 }
             }
         }

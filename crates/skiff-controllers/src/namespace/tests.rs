@@ -18,11 +18,26 @@ fn key(plural: &str) -> (String, String, String) {
 
 #[test]
 fn contents_then_finalizer() {
-    let remaining = vec![(key("pods"), 3), (key("configmaps"), 0), (("apps".into(), "v1".into(), "deployments".into()), 1)];
+    let remaining = vec![
+        (key("pods"), 3),
+        (key("configmaps"), 0),
+        (("apps".into(), "v1".into(), "deployments".into()), 1),
+    ];
     assert!(plan(&ns(false), &remaining).is_empty());
-    assert_eq!(plan(&ns(true), &remaining), vec![
-        Change::DeleteAll { group: String::new(), version: "v1".into(), plural: "pods".into() },
-        Change::DeleteAll { group: "apps".into(), version: "v1".into(), plural: "deployments".into() },
-    ]);
+    assert_eq!(
+        plan(&ns(true), &remaining),
+        vec![
+            Change::DeleteAll {
+                group: String::new(),
+                version: "v1".into(),
+                plural: "pods".into()
+            },
+            Change::DeleteAll {
+                group: "apps".into(),
+                version: "v1".into(),
+                plural: "deployments".into()
+            },
+        ]
+    );
     assert_eq!(plan(&ns(true), &[(key("pods"), 0)]), vec![Change::Finalize]);
 }

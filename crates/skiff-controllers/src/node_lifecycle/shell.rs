@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -30,30 +30,63 @@ pub async fn run(ctx: Arc<Context>, informers: Informers, config: Config) -> Res
 }
 
 async fn pass(ctx: &Context, informers: &Informers, config: &Config) -> Result<Option<Duration>> {
-    let outcome = plan(config, &informers.nodes.list(), &informers.leases.list(), &informers.pods.list(), Timestamp::now());
+    let outcome = plan(
+        config,
+        &informers.nodes.list(),
+        &informers.leases.list(),
+        &informers.pods.list(),
+        Timestamp::now(),
+    );
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     for change in outcome.changes {
         match change {
             Change::SetTaints { node, taints } => {
                 let patch = json!({"spec": {"taints": taints}});
-                write("node taints", nodes.patch(&node, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "node taints",
+                    nodes.patch(&node, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::SetConditions { node, conditions } => {
                 let patch = json!({"status": {"conditions": conditions}});
-                write("node conditions", nodes.patch_status(&node, &PatchParams::default(), &Patch::Strategic(&patch))).await?;
+                write(
+                    "node conditions",
+                    nodes.patch_status(&node, &PatchParams::default(), &Patch::Strategic(&patch)),
+                )
+                .await?;
             }
             Change::MarkPodNotReady { namespace, name } => {
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
                 let patch = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NodeNotReady",
                     "lastTransitionTime": Timestamp::now().to_string()}]}});
-                write("pod not ready", pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))).await?;
+                write(
+                    "pod not ready",
+                    pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)),
+                )
+                .await?;
             }
-            Change::EvictPod { namespace, name, uid } => {
+            Change::EvictPod {
+                namespace,
+                name,
+                uid,
+            } => {
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-                let params = DeleteParams { preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }), ..DeleteParams::default() };
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
                 write("evict pod", pods.delete(&name, &params)).await?;
             }
-            Change::Event { namespace, kind, name, record } => {
+            Change::Event {
+                namespace,
+                kind,
+                name,
+                record,
+            } => {
                 let object = ObjectReference {
                     api_version: Some("v1".into()),
                     kind: Some(kind),
@@ -65,5 +98,8 @@ async fn pass(ctx: &Context, informers: &Informers, config: &Config) -> Result<O
             }
         }
     }
-    Ok(sooner(Some(Duration::from_secs(10)), outcome.requeue_after_seconds))
+    Ok(sooner(
+        Some(Duration::from_secs(10)),
+        outcome.requeue_after_seconds,
+    ))
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -27,10 +27,17 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
             let pods = informers.pods.list();
             for pdb in informers.budgets.list() {
                 if let Some(status) = plan(&pdb, &pods, Timestamp::now()) {
-                    let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), pdb.metadata.namespace.as_deref().unwrap_or_default());
+                    let api: Api<PodDisruptionBudget> = Api::namespaced(
+                        ctx.client.clone(),
+                        pdb.metadata.namespace.as_deref().unwrap_or_default(),
+                    );
                     let patch = json!({"status": status});
                     let name = pdb.metadata.name.clone().unwrap_or_default();
-                    write("pdb status", api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                    write(
+                        "pdb status",
+                        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                    )
+                    .await?;
                 }
             }
             Ok::<_, crate::shell::Error>(Some(Duration::from_secs(60)))

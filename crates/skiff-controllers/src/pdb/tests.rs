@@ -32,9 +32,25 @@ fn budgets() {
     ];
     for (rule, (expected, healthy, desired, allowed)) in cases {
         let status = plan(&pdb(rule.clone()), &pods, now).unwrap_or_default();
-        assert_eq!((status.expected_pods, status.current_healthy, status.desired_healthy, status.disruptions_allowed), (expected, healthy, desired, allowed), "{rule}");
-        let condition = status.conditions.unwrap_or_default().pop().map(|c| c.status);
-        assert_eq!(condition.as_deref(), Some(if allowed > 0 { "True" } else { "False" }));
+        assert_eq!(
+            (
+                status.expected_pods,
+                status.current_healthy,
+                status.desired_healthy,
+                status.disruptions_allowed
+            ),
+            (expected, healthy, desired, allowed),
+            "{rule}"
+        );
+        let condition = status
+            .conditions
+            .unwrap_or_default()
+            .pop()
+            .map(|c| c.status);
+        assert_eq!(
+            condition.as_deref(),
+            Some(if allowed > 0 { "True" } else { "False" })
+        );
     }
     let mut settled = pdb(json!({"minAvailable": 1}));
     settled.status = plan(&settled, &pods, now);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -34,7 +34,10 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
 
 /// Names present and uids live among cached pods (for expectations).
 pub fn pod_index(pods: &[Pod]) -> (HashSet<String>, HashSet<String>) {
-    let names = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let names = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     let live = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -61,13 +64,21 @@ async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> 
 }
 
 /// Apply pod-level changes shared by ReplicaSet-like controllers.
-pub async fn create_pod(ctx: &Context, owner: &k8s_openapi::api::core::v1::ObjectReference, pod: &Pod) -> Result<Option<String>> {
+pub async fn create_pod(
+    ctx: &Context,
+    owner: &k8s_openapi::api::core::v1::ObjectReference,
+    pod: &Pod,
+) -> Result<Option<String>> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     match write("create pod", api.create(&PostParams::default(), pod)).await? {
         Some(created) => {
             let name = created.metadata.name.clone().unwrap_or_default();
-            ctx.record(owner, &Record::normal("SuccessfulCreate", format!("Created pod: {name}"))).await;
+            ctx.record(
+                owner,
+                &Record::normal("SuccessfulCreate", format!("Created pod: {name}")),
+            )
+            .await;
             Ok(Some(name))
         }
         None => Ok(None),
@@ -78,7 +89,10 @@ pub async fn create_pod(ctx: &Context, owner: &k8s_openapi::api::core::v1::Objec
 pub async fn delete_pod(ctx: &Context, namespace: &str, name: &str, uid: &str) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
         ..DeleteParams::default()
     };
     write("delete pod", api.delete(name, &params)).await?;
@@ -100,22 +114,47 @@ async fn apply(ctx: &Context, rs: &ReplicaSet, changes: Vec<Change>) -> Result<(
                     created.push(pod_name);
                 }
             }
-            Change::DeletePod { name: pod_name, uid: pod_uid } => {
+            Change::DeletePod {
+                name: pod_name,
+                uid: pod_uid,
+            } => {
                 delete_pod(ctx, &namespace, &pod_name, &pod_uid).await?;
                 deleted.push(pod_uid);
             }
-            Change::AdoptPod { name: pod_name, uid: pod_uid } => {
+            Change::AdoptPod {
+                name: pod_name,
+                uid: pod_uid,
+            } => {
                 let owner = crate::workload::owner_reference("apps/v1", "ReplicaSet", &rs.metadata);
                 let patch = json!({"metadata": {"ownerReferences": [owner], "uid": pod_uid}});
-                write("adopt pod", pods.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "adopt pod",
+                    pods.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
-            Change::ReleasePod { name: pod_name, uid: pod_uid } => {
+            Change::ReleasePod {
+                name: pod_name,
+                uid: pod_uid,
+            } => {
                 let patch = json!({"metadata": {"ownerReferences": [{"$patch": "delete", "uid": uid}], "uid": pod_uid}});
-                write("release pod", pods.patch(&pod_name, &PatchParams::default(), &Patch::Strategic(&patch))).await?;
+                write(
+                    "release pod",
+                    pods.patch(
+                        &pod_name,
+                        &PatchParams::default(),
+                        &Patch::Strategic(&patch),
+                    ),
+                )
+                .await?;
             }
             Change::UpdateStatus(status) => {
                 let patch = json!({"status": status});
-                write("replicaset status", api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "replicaset status",
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::Event(record) => ctx.record(&object, &record).await,
         }

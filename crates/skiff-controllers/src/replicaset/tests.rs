@@ -32,7 +32,8 @@ fn pod(name: &str, owned: bool, node: &str, phase: &str, ready_at: Option<&str>)
         value["spec"]["nodeName"] = json!(node);
     }
     if let Some(at) = ready_at {
-        value["status"]["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": at}]);
+        value["status"]["conditions"] =
+            json!([{"type": "Ready", "status": "True", "lastTransitionTime": at}]);
     }
     serde_json::from_value(value).unwrap_or_default()
 }
@@ -40,28 +41,63 @@ fn pod(name: &str, owned: bool, node: &str, phase: &str, ready_at: Option<&str>)
 #[test]
 fn creates_missing_pods_from_the_template() {
     let plan = plan(&rs(3), &[pod("a", true, "n1", "Running", None)], now());
-    let creates: Vec<&Pod> = plan.changes.iter().filter_map(|c| match c { Change::CreatePod(p) => Some(&**p), _ => None }).collect();
+    let creates: Vec<&Pod> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::CreatePod(p) => Some(&**p),
+            _ => None,
+        })
+        .collect();
     assert_eq!(creates.len(), 2);
     let p = creates[0];
     assert_eq!(p.metadata.generate_name.as_deref(), Some("web-abc-"));
     let owner = p.metadata.owner_references.clone().unwrap_or_default();
     assert_eq!(owner[0].uid, "rs-uid");
-    assert_eq!((owner[0].controller, owner[0].block_owner_deletion), (Some(true), Some(true)));
+    assert_eq!(
+        (owner[0].controller, owner[0].block_owner_deletion),
+        (Some(true), Some(true))
+    );
 }
 
 #[test]
 fn deletes_surplus_pods_least_valuable_first() {
     let pods = vec![
-        pod("ready-old", true, "n1", "Running", Some("2024-01-01T00:01:00Z")),
-        pod("ready-new", true, "n2", "Running", Some("2024-01-01T00:05:00Z")),
+        pod(
+            "ready-old",
+            true,
+            "n1",
+            "Running",
+            Some("2024-01-01T00:01:00Z"),
+        ),
+        pod(
+            "ready-new",
+            true,
+            "n2",
+            "Running",
+            Some("2024-01-01T00:05:00Z"),
+        ),
         pod("not-ready", true, "n1", "Running", None),
         pod("pending", true, "n2", "Pending", None),
         pod("unscheduled", true, "", "Pending", None),
     ];
     let plan = plan(&rs(1), &pods, now());
-    let deleted: Vec<String> = plan.changes.iter().filter_map(|c| match c { Change::DeletePod { name, .. } => Some(name.clone()), _ => None }).collect();
-    assert_eq!(deleted, vec!["unscheduled", "pending", "not-ready", "ready-new"]);
-    assert!(plan.changes.contains(&Change::Event(Record::normal("SuccessfulDelete", "Deleted pod: unscheduled"))));
+    let deleted: Vec<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::DeletePod { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        deleted,
+        vec!["unscheduled", "pending", "not-ready", "ready-new"]
+    );
+    assert!(plan.changes.contains(&Change::Event(Record::normal(
+        "SuccessfulDelete",
+        "Deleted pod: unscheduled"
+    ))));
 }
 
 #[test]
@@ -80,9 +116,20 @@ fn adopts_orphans_and_releases_mismatches() {
     let mut stray = pod("stray", true, "n1", "Running", None);
     stray.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
     let plan = plan(&rs(1), &[orphan, stray], now());
-    assert!(plan.changes.contains(&Change::AdoptPod { name: "orphan".into(), uid: "uid-orphan".into() }));
-    assert!(plan.changes.contains(&Change::ReleasePod { name: "stray".into(), uid: "uid-stray".into() }));
-    assert!(!plan.changes.iter().any(|c| matches!(c, Change::CreatePod(_))));
+    assert!(plan.changes.contains(&Change::AdoptPod {
+        name: "orphan".into(),
+        uid: "uid-orphan".into()
+    }));
+    assert!(plan.changes.contains(&Change::ReleasePod {
+        name: "stray".into(),
+        uid: "uid-stray".into()
+    }));
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::CreatePod(_)))
+    );
 }
 
 #[test]
@@ -91,7 +138,13 @@ fn terminal_and_deleting_pods_do_not_count() {
     let mut going = pod("going", true, "n1", "Running", None);
     going.metadata.deletion_timestamp = Some(crate::workload::time(now()));
     let plan = plan(&rs(1), &[done, going], now());
-    assert_eq!(plan.changes.iter().filter(|c| matches!(c, Change::CreatePod(_))).count(), 1);
+    assert_eq!(
+        plan.changes
+            .iter()
+            .filter(|c| matches!(c, Change::CreatePod(_)))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -105,8 +158,23 @@ fn status_with_min_ready_seconds() {
         pod("b", true, "n1", "Running", Some("2024-01-01T00:09:50Z")),
     ];
     let plan = plan(&set, &pods, now());
-    let status = plan.changes.iter().find_map(|c| match c { Change::UpdateStatus(s) => Some(s.clone()), _ => None }).unwrap_or_default();
-    assert_eq!((status.replicas, status.ready_replicas, status.available_replicas, status.fully_labeled_replicas, status.observed_generation),
-        (2, Some(2), Some(1), Some(2), Some(2)));
+    let status = plan
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            Change::UpdateStatus(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            status.replicas,
+            status.ready_replicas,
+            status.available_replicas,
+            status.fully_labeled_replicas,
+            status.observed_generation
+        ),
+        (2, Some(2), Some(1), Some(2), Some(2))
+    );
     assert_eq!(plan.requeue_after_seconds, Some(51));
 }

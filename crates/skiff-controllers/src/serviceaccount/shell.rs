@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::PostParams;
 use kube::Api;
+use kube::api::PostParams;
 use tokio::sync::Notify;
 
 use super::plan;
@@ -22,10 +22,17 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
         let ctx = pass_ctx.clone();
         let informers = informers.clone();
         async move {
-            for account in plan(&informers.namespaces.list(), &informers.service_accounts.list()) {
+            for account in plan(
+                &informers.namespaces.list(),
+                &informers.service_accounts.list(),
+            ) {
                 let namespace = account.metadata.namespace.clone().unwrap_or_default();
                 let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
-                write("create service account", api.create(&PostParams::default(), &account)).await?;
+                write(
+                    "create service account",
+                    api.create(&PostParams::default(), &account),
+                )
+                .await?;
             }
             Ok::<_, crate::shell::Error>(Some(Duration::from_secs(300)))
         }

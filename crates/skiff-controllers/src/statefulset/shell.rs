@@ -6,8 +6,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -56,14 +56,26 @@ pub async fn apply_revision(ctx: &Context, namespace: &str, change: Change) -> R
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), namespace);
     match change {
         Change::CreateRevision(revision) => {
-            write("create revision", api.create(&PostParams::default(), &revision)).await?;
+            write(
+                "create revision",
+                api.create(&PostParams::default(), &revision),
+            )
+            .await?;
         }
         Change::UpdateRevision { name, revision } => {
             let patch = json!({"revision": revision});
-            write("update revision", api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+            write(
+                "update revision",
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+            )
+            .await?;
         }
         Change::DeleteRevision { name } => {
-            write("delete revision", api.delete(&name, &DeleteParams::default())).await?;
+            write(
+                "delete revision",
+                api.delete(&name, &DeleteParams::default()),
+            )
+            .await?;
         }
         _ => {}
     }
@@ -75,31 +87,49 @@ async fn apply_changes(ctx: &Context, set: &StatefulSet, changes: Vec<Change>) -
     let name = set.metadata.name.clone().unwrap_or_default();
     let object = reference("apps/v1", "StatefulSet", &set.metadata);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(ctx.client.clone(), &namespace);
     let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
     let (mut created, mut deleted) = (Vec::new(), Vec::new());
     for change in changes {
         match change {
             Change::CreateClaim(claim) => {
-                write("create claim", claims.create(&PostParams::default(), &claim)).await?;
+                write(
+                    "create claim",
+                    claims.create(&PostParams::default(), &claim),
+                )
+                .await?;
             }
             Change::CreatePod(pod) => {
-                if let Some(pod) = write("create pod", pods.create(&PostParams::default(), &pod)).await? {
+                if let Some(pod) =
+                    write("create pod", pods.create(&PostParams::default(), &pod)).await?
+                {
                     created.extend(pod.metadata.name);
                 }
             }
-            Change::DeletePod { name: pod_name, uid } => {
+            Change::DeletePod {
+                name: pod_name,
+                uid,
+            } => {
                 delete_pod(ctx, &namespace, &pod_name, &uid).await?;
                 deleted.push(uid);
             }
             Change::UpdateStatus(status) => {
                 let patch = json!({"status": status});
-                write("statefulset status", api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+                write(
+                    "statefulset status",
+                    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await?;
             }
             Change::Event(record) => ctx.record(&object, &record).await,
             other => apply_revision(ctx, &namespace, other).await?,
         }
     }
-    ctx.expectations.expect(set.metadata.uid.as_deref().unwrap_or_default(), created, deleted);
+    ctx.expectations.expect(
+        set.metadata.uid.as_deref().unwrap_or_default(),
+        created,
+        deleted,
+    );
     Ok(())
 }

@@ -5,16 +5,46 @@ use super::*;
 #[test]
 fn transitions() {
     let lead = |term| Event::Leadership { leader: true, term };
-    let follow = |term| Event::Leadership { leader: false, term };
-    assert_eq!(step(State::Idle, lead(3)), (State::Leading { term: 3 }, Action::Start { term: 3 }));
+    let follow = |term| Event::Leadership {
+        leader: false,
+        term,
+    };
+    assert_eq!(
+        step(State::Idle, lead(3)),
+        (State::Leading { term: 3 }, Action::Start { term: 3 })
+    );
     assert_eq!(step(State::Idle, follow(3)), (State::Idle, Action::Nothing));
-    assert_eq!(step(State::Leading { term: 3 }, lead(3)), (State::Leading { term: 3 }, Action::Nothing));
-    assert_eq!(step(State::Leading { term: 3 }, lead(5)), (State::Leading { term: 5 }, Action::StopThenStart { term: 5 }));
-    assert_eq!(step(State::Leading { term: 3 }, follow(4)), (State::Idle, Action::Stop));
-    assert_eq!(step(State::Leading { term: 3 }, Event::FencedOut), (State::Idle, Action::Stop));
-    assert_eq!(step(State::Idle, Event::FencedOut), (State::Idle, Action::Nothing));
-    assert_eq!(step(State::Leading { term: 3 }, Event::Shutdown), (State::Stopped, Action::Stop));
-    assert_eq!(step(State::Stopped, lead(9)), (State::Stopped, Action::Nothing));
+    assert_eq!(
+        step(State::Leading { term: 3 }, lead(3)),
+        (State::Leading { term: 3 }, Action::Nothing)
+    );
+    assert_eq!(
+        step(State::Leading { term: 3 }, lead(5)),
+        (
+            State::Leading { term: 5 },
+            Action::StopThenStart { term: 5 }
+        )
+    );
+    assert_eq!(
+        step(State::Leading { term: 3 }, follow(4)),
+        (State::Idle, Action::Stop)
+    );
+    assert_eq!(
+        step(State::Leading { term: 3 }, Event::FencedOut),
+        (State::Idle, Action::Stop)
+    );
+    assert_eq!(
+        step(State::Idle, Event::FencedOut),
+        (State::Idle, Action::Nothing)
+    );
+    assert_eq!(
+        step(State::Leading { term: 3 }, Event::Shutdown),
+        (State::Stopped, Action::Stop)
+    );
+    assert_eq!(
+        step(State::Stopped, lead(9)),
+        (State::Stopped, Action::Nothing)
+    );
 }
 
 #[test]

@@ -28,5 +28,8 @@ fn availability_honours_min_ready_seconds() {
     assert!(is_available(&pod, 0, at("2024-01-01T00:00:00Z")));
     assert!(!is_available(&pod, 10, at("2024-01-01T00:00:09Z")));
     assert!(is_available(&pod, 10, at("2024-01-01T00:00:10Z")));
-    assert_eq!(available_at(&pod, 10, at("2024-01-01T00:00:05Z")), Some(at("2024-01-01T00:00:10Z")));
+    assert_eq!(
+        available_at(&pod, 10, at("2024-01-01T00:00:05Z")),
+        Some(at("2024-01-01T00:00:10Z"))
+    );
 }

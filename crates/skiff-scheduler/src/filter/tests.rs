@@ -31,10 +31,34 @@ fn resources_fit_table() {
     );
     let cases = [
         ("fits", "500m", "1Gi", Code::Success, vec![]),
-        ("cpu", "600m", "1Gi", Code::Unschedulable, vec!["Insufficient cpu"]),
-        ("memory", "100m", "2Gi", Code::Unschedulable, vec!["Insufficient memory"]),
-        ("both", "1", "2Gi", Code::Unschedulable, vec!["Insufficient cpu", "Insufficient memory"]),
-        ("more than the node has", "3", "", Code::UnschedulableAndUnresolvable, vec!["Insufficient cpu"]),
+        (
+            "cpu",
+            "600m",
+            "1Gi",
+            Code::Unschedulable,
+            vec!["Insufficient cpu"],
+        ),
+        (
+            "memory",
+            "100m",
+            "2Gi",
+            Code::Unschedulable,
+            vec!["Insufficient memory"],
+        ),
+        (
+            "both",
+            "1",
+            "2Gi",
+            Code::Unschedulable,
+            vec!["Insufficient cpu", "Insufficient memory"],
+        ),
+        (
+            "more than the node has",
+            "3",
+            "",
+            Code::UnschedulableAndUnresolvable,
+            vec!["Insufficient cpu"],
+        ),
         ("no requests", "", "", Code::Success, vec![]),
     ];
     for (name, cpu, memory, code, reasons) in cases {
@@ -51,10 +75,17 @@ fn too_many_pods() {
     if let Some(status) = n.status.as_mut()
         && let Some(allocatable) = status.allocatable.as_mut()
     {
-        allocatable.insert("pods".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into()));
+        allocatable.insert(
+            "pods".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into()),
+        );
     }
     let snap = snapshot(vec![n], vec![on(pod("a", "", ""), "n1")]);
-    fails(&run(&snap, pod("p", "", ""), "n1"), Code::Unschedulable, &["Too many pods"]);
+    fails(
+        &run(&snap, pod("p", "", ""), "n1"),
+        Code::Unschedulable,
+        &["Too many pods"],
+    );
 }
 
 #[test]
@@ -71,7 +102,10 @@ fn terminal_pods_free_their_resources() {
 #[test]
 fn node_name_and_unschedulable() {
     let mut cordoned = node("n2", "2", "4Gi");
-    cordoned.spec.get_or_insert_with(Default::default).unschedulable = Some(true);
+    cordoned
+        .spec
+        .get_or_insert_with(Default::default)
+        .unschedulable = Some(true);
     let snap = snapshot(vec![node("n1", "2", "4Gi"), cordoned], vec![]);
     fails(
         &run(&snap, on(pod("p", "", ""), "n1"), "n2"),
@@ -81,7 +115,13 @@ fn node_name_and_unschedulable() {
     let mut pinned = on(pod("p", "", ""), "n1");
     pinned.spec.get_or_insert_with(Default::default).node_name = Some("n1".into());
     assert!(run(&snap, pinned, "n1").is_success());
-    let tolerant = tolerating(pod("p", "", ""), "node.kubernetes.io/unschedulable", "Exists", "", "NoSchedule");
+    let tolerant = tolerating(
+        pod("p", "", ""),
+        "node.kubernetes.io/unschedulable",
+        "Exists",
+        "",
+        "NoSchedule",
+    );
     assert!(run(&snap, tolerant, "n2").is_success());
     let snap = snapshot(vec![node("n1", "2", "4Gi"), node("n3", "2", "4Gi")], vec![]);
     fails(
@@ -102,16 +142,36 @@ fn taints_and_tolerations() {
         &["node(s) had untolerated taint {dedicated: gpu}"],
     );
     let cases = [
-        (tolerating(pod("p", "", ""), "dedicated", "Equal", "gpu", "NoSchedule"), true),
-        (tolerating(pod("p", "", ""), "dedicated", "Equal", "cpu", "NoSchedule"), false),
-        (tolerating(pod("p", "", ""), "dedicated", "Exists", "", ""), true),
+        (
+            tolerating(pod("p", "", ""), "dedicated", "Equal", "gpu", "NoSchedule"),
+            true,
+        ),
+        (
+            tolerating(pod("p", "", ""), "dedicated", "Equal", "cpu", "NoSchedule"),
+            false,
+        ),
+        (
+            tolerating(pod("p", "", ""), "dedicated", "Exists", "", ""),
+            true,
+        ),
         (tolerating(pod("p", "", ""), "", "Exists", "", ""), true),
-        (tolerating(pod("p", "", ""), "dedicated", "Exists", "", "NoExecute"), false),
+        (
+            tolerating(pod("p", "", ""), "dedicated", "Exists", "", "NoExecute"),
+            false,
+        ),
     ];
     for (i, (p, ok)) in cases.into_iter().enumerate() {
         assert_eq!(run(&snap, p, "n1").is_success(), ok, "case {i}");
     }
-    let snap = snapshot(vec![with_taint(node("n1", "2", "4Gi"), "node.kubernetes.io/unreachable", "", "NoExecute")], vec![]);
+    let snap = snapshot(
+        vec![with_taint(
+            node("n1", "2", "4Gi"),
+            "node.kubernetes.io/unreachable",
+            "",
+            "NoExecute",
+        )],
+        vec![],
+    );
     fails(
         &run(&snap, pod("p", "", ""), "n1"),
         Code::UnschedulableAndUnresolvable,
@@ -132,15 +192,42 @@ fn node_selector_and_affinity() {
         p
     };
     let cases = [
-        (json!([{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd", "nvme"]}]}]), true),
-        (json!([{"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}]), false),
-        (json!([{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}]), false),
-        (json!([{"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}]), true),
-        (json!([{"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}]), true),
-        (json!([{"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]}]), false),
-        (json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]), true),
-        (json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]), false),
-        (json!([{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}, {"matchExpressions": [{"key": "disk", "operator": "Exists"}]}]), true),
+        (
+            json!([{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd", "nvme"]}]}]),
+            true,
+        ),
+        (
+            json!([{"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}]),
+            false,
+        ),
+        (
+            json!([{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}]),
+            false,
+        ),
+        (
+            json!([{"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}]),
+            true,
+        ),
+        (
+            json!([{"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}]),
+            true,
+        ),
+        (
+            json!([{"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]}]),
+            false,
+        ),
+        (
+            json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]),
+            true,
+        ),
+        (
+            json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]),
+            false,
+        ),
+        (
+            json!([{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}, {"matchExpressions": [{"key": "disk", "operator": "Exists"}]}]),
+            true,
+        ),
         (json!([]), false),
         (json!([{}]), false),
     ];
@@ -148,7 +235,11 @@ fn node_selector_and_affinity() {
         let status = run(&snap, with_affinity(terms), "n1");
         assert_eq!(status.is_success(), ok, "case {i}: {status:?}");
         if !ok {
-            fails(&status, Code::UnschedulableAndUnresolvable, &["node(s) didn't match Pod's node affinity/selector"]);
+            fails(
+                &status,
+                Code::UnschedulableAndUnresolvable,
+                &["node(s) didn't match Pod's node affinity/selector"],
+            );
         }
     }
     let mut p = pod("p", "", "");
@@ -157,15 +248,22 @@ fn node_selector_and_affinity() {
     assert!(!run(&snap, p, "n1").is_success());
 }
 
-fn with_host_port(mut p: k8s_openapi::api::core::v1::Pod, port: i32, protocol: &str, ip: &str) -> k8s_openapi::api::core::v1::Pod {
+fn with_host_port(
+    mut p: k8s_openapi::api::core::v1::Pod,
+    port: i32,
+    protocol: &str,
+    ip: &str,
+) -> k8s_openapi::api::core::v1::Pod {
     if let Some(c) = p.spec.as_mut().and_then(|s| s.containers.first_mut()) {
-        c.ports.get_or_insert_with(Vec::new).push(k8s_openapi::api::core::v1::ContainerPort {
-            container_port: port,
-            host_port: Some(port),
-            protocol: Some(protocol.into()),
-            host_ip: Some(ip.into()).filter(|i: &String| !i.is_empty()),
-            name: None,
-        });
+        c.ports
+            .get_or_insert_with(Vec::new)
+            .push(k8s_openapi::api::core::v1::ContainerPort {
+                container_port: port,
+                host_port: Some(port),
+                protocol: Some(protocol.into()),
+                host_ip: Some(ip.into()).filter(|i: &String| !i.is_empty()),
+                name: None,
+            });
     }
     p
 }
@@ -177,21 +275,63 @@ fn host_ports() {
         vec![with_host_port(on(pod("a", "", ""), "n1"), 8080, "TCP", "")],
     );
     fails(
-        &run(&snap, with_host_port(pod("p", "", ""), 8080, "TCP", ""), "n1"),
+        &run(
+            &snap,
+            with_host_port(pod("p", "", ""), 8080, "TCP", ""),
+            "n1",
+        ),
         Code::Unschedulable,
         &["node(s) didn't have free ports for the requested pod ports"],
     );
-    assert!(run(&snap, with_host_port(pod("p", "", ""), 8080, "UDP", ""), "n1").is_success());
-    assert!(run(&snap, with_host_port(pod("p", "", ""), 8081, "TCP", ""), "n1").is_success());
+    assert!(
+        run(
+            &snap,
+            with_host_port(pod("p", "", ""), 8080, "UDP", ""),
+            "n1"
+        )
+        .is_success()
+    );
+    assert!(
+        run(
+            &snap,
+            with_host_port(pod("p", "", ""), 8081, "TCP", ""),
+            "n1"
+        )
+        .is_success()
+    );
     let snap = snapshot(
         vec![node("n1", "2", "4Gi")],
-        vec![with_host_port(on(pod("a", "", ""), "n1"), 8080, "TCP", "10.0.0.1")],
+        vec![with_host_port(
+            on(pod("a", "", ""), "n1"),
+            8080,
+            "TCP",
+            "10.0.0.1",
+        )],
     );
-    assert!(run(&snap, with_host_port(pod("p", "", ""), 8080, "TCP", "10.0.0.2"), "n1").is_success());
-    assert!(!run(&snap, with_host_port(pod("p", "", ""), 8080, "TCP", "0.0.0.0"), "n1").is_success());
+    assert!(
+        run(
+            &snap,
+            with_host_port(pod("p", "", ""), 8080, "TCP", "10.0.0.2"),
+            "n1"
+        )
+        .is_success()
+    );
+    assert!(
+        !run(
+            &snap,
+            with_host_port(pod("p", "", ""), 8080, "TCP", "0.0.0.0"),
+            "n1"
+        )
+        .is_success()
+    );
 }
 
-fn with_pod_affinity(mut p: k8s_openapi::api::core::v1::Pod, kind: &str, app: &str, key: &str) -> k8s_openapi::api::core::v1::Pod {
+fn with_pod_affinity(
+    mut p: k8s_openapi::api::core::v1::Pod,
+    kind: &str,
+    app: &str,
+    key: &str,
+) -> k8s_openapi::api::core::v1::Pod {
     let affinity = json!({kind: {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": key}
     ]}});
@@ -208,27 +348,61 @@ fn inter_pod_affinity_rules() {
     // Affinity to the db's zone: n2 shares it, n3 does not.
     let web = with_pod_affinity(pod("web", "", ""), "podAffinity", "db", "zone");
     assert!(run(&snap, web.clone(), "n2").is_success());
-    fails(&run(&snap, web, "n3"), Code::UnschedulableAndUnresolvable, &["node(s) didn't match pod affinity rules"]);
+    fails(
+        &run(&snap, web, "n3"),
+        Code::UnschedulableAndUnresolvable,
+        &["node(s) didn't match pod affinity rules"],
+    );
     // Anti-affinity with db by hostname.
-    let lonely = with_pod_affinity(pod("l", "", ""), "podAntiAffinity", "db", "kubernetes.io/hostname");
-    fails(&run(&snap, lonely.clone(), "n1"), Code::Unschedulable, &["node(s) didn't match pod anti-affinity rules"]);
+    let lonely = with_pod_affinity(
+        pod("l", "", ""),
+        "podAntiAffinity",
+        "db",
+        "kubernetes.io/hostname",
+    );
+    fails(
+        &run(&snap, lonely.clone(), "n1"),
+        Code::Unschedulable,
+        &["node(s) didn't match pod anti-affinity rules"],
+    );
     assert!(run(&snap, lonely, "n2").is_success());
     // An assigned pod's anti-affinity forbids its zone to matching pods.
-    let guard = with_pod_affinity(labelled(on(pod("g", "", ""), "n3"), &[("app", "guard")]), "podAntiAffinity", "web", "zone");
+    let guard = with_pod_affinity(
+        labelled(on(pod("g", "", ""), "n3"), &[("app", "guard")]),
+        "podAntiAffinity",
+        "web",
+        "zone",
+    );
     let snap = snapshot(nodes.clone(), vec![db, guard]);
     let web = labelled(pod("w", "", ""), &[("app", "web")]);
-    fails(&run(&snap, web.clone(), "n3"), Code::Unschedulable, &["node(s) didn't satisfy existing pods anti-affinity rules"]);
+    fails(
+        &run(&snap, web.clone(), "n3"),
+        Code::Unschedulable,
+        &["node(s) didn't satisfy existing pods anti-affinity rules"],
+    );
     assert!(run(&snap, web, "n1").is_success());
     // The first pod of a group with affinity to itself may go anywhere.
     let snap = snapshot(nodes, vec![]);
-    let first = with_pod_affinity(labelled(pod("f", "", ""), &[("app", "cache")]), "podAffinity", "cache", "zone");
+    let first = with_pod_affinity(
+        labelled(pod("f", "", ""), &[("app", "cache")]),
+        "podAffinity",
+        "cache",
+        "zone",
+    );
     assert!(run(&snap, first, "n3").is_success());
 }
 
-fn with_spread(mut p: k8s_openapi::api::core::v1::Pod, key: &str, skew: i32, when: &str) -> k8s_openapi::api::core::v1::Pod {
+fn with_spread(
+    mut p: k8s_openapi::api::core::v1::Pod,
+    key: &str,
+    skew: i32,
+    when: &str,
+) -> k8s_openapi::api::core::v1::Pod {
     let constraint = json!([{"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": when,
         "labelSelector": {"matchLabels": {"app": "web"}}}]);
-    p.spec.get_or_insert_with(Default::default).topology_spread_constraints = serde_json::from_value(constraint).ok();
+    p.spec
+        .get_or_insert_with(Default::default)
+        .topology_spread_constraints = serde_json::from_value(constraint).ok();
     p
 }
 
@@ -240,15 +414,29 @@ fn topology_spread_do_not_schedule() {
         vec![zone("n1", "a"), zone("n2", "b"), node("bare", "2", "4Gi")],
         vec![web("w1", "n1"), web("w2", "n1")],
     );
-    let incoming = with_spread(labelled(pod("w3", "", ""), &[("app", "web")]), "zone", 1, "DoNotSchedule");
-    fails(&run(&snap, incoming.clone(), "n1"), Code::Unschedulable, &["node(s) didn't match pod topology spread constraints"]);
+    let incoming = with_spread(
+        labelled(pod("w3", "", ""), &[("app", "web")]),
+        "zone",
+        1,
+        "DoNotSchedule",
+    );
+    fails(
+        &run(&snap, incoming.clone(), "n1"),
+        Code::Unschedulable,
+        &["node(s) didn't match pod topology spread constraints"],
+    );
     assert!(run(&snap, incoming.clone(), "n2").is_success());
     fails(
         &run(&snap, incoming, "bare"),
         Code::UnschedulableAndUnresolvable,
         &["node(s) didn't match pod topology spread constraints (missing required label)"],
     );
-    let soft = with_spread(labelled(pod("w3", "", ""), &[("app", "web")]), "zone", 1, "ScheduleAnyway");
+    let soft = with_spread(
+        labelled(pod("w3", "", ""), &[("app", "web")]),
+        "zone",
+        1,
+        "ScheduleAnyway",
+    );
     assert!(run(&snap, soft, "n1").is_success());
 }
 
@@ -271,12 +459,18 @@ fn volume_snapshot() -> Snapshot {
         "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"}))));
     snap.upsert_storage_class(Arc::new(from(json!({"metadata": {"name": "fast"},
         "provisioner": "x", "volumeBindingMode": "Immediate"}))));
-    snap.upsert_pvc(Arc::new(from(json!({"metadata": {"name": "bound", "namespace": "default"},
-        "spec": {"volumeName": "pv1", "storageClassName": "local-path"}}))));
-    snap.upsert_pvc(Arc::new(from(json!({"metadata": {"name": "wait", "namespace": "default"},
-        "spec": {"storageClassName": "local-path"}}))));
-    snap.upsert_pvc(Arc::new(from(json!({"metadata": {"name": "now", "namespace": "default"},
-        "spec": {"storageClassName": "fast"}}))));
+    snap.upsert_pvc(Arc::new(from(
+        json!({"metadata": {"name": "bound", "namespace": "default"},
+        "spec": {"volumeName": "pv1", "storageClassName": "local-path"}}),
+    )));
+    snap.upsert_pvc(Arc::new(from(
+        json!({"metadata": {"name": "wait", "namespace": "default"},
+        "spec": {"storageClassName": "local-path"}}),
+    )));
+    snap.upsert_pvc(Arc::new(from(
+        json!({"metadata": {"name": "now", "namespace": "default"},
+        "spec": {"storageClassName": "fast"}}),
+    )));
     snap.upsert_pv(Arc::new(from(json!({"metadata": {"name": "pv1"}, "spec": {"nodeAffinity": {"required":
         {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]}]}}}}))));
     snap
@@ -286,10 +480,18 @@ fn volume_snapshot() -> Snapshot {
 fn volume_binding() {
     let snap = volume_snapshot();
     assert!(run(&snap, claim_pod("bound"), "n1").is_success());
-    fails(&run(&snap, claim_pod("bound"), "n2"), Code::UnschedulableAndUnresolvable, &["node(s) had volume node affinity conflict"]);
+    fails(
+        &run(&snap, claim_pod("bound"), "n2"),
+        Code::UnschedulableAndUnresolvable,
+        &["node(s) had volume node affinity conflict"],
+    );
     assert!(run(&snap, claim_pod("wait"), "n2").is_success());
     let pre = |claim: &str| {
-        Cycle::new(&snap, Arc::new(crate::snapshot::PodInfo::new(Arc::new(claim_pod(claim))))).err()
+        Cycle::new(
+            &snap,
+            Arc::new(crate::snapshot::PodInfo::new(Arc::new(claim_pod(claim)))),
+        )
+        .err()
     };
     assert_eq!(
         pre("missing").map(|s| s.message()),
@@ -304,6 +506,13 @@ fn volume_binding() {
 #[test]
 fn filters_stop_at_the_first_failure_in_kube_scheduler_order() {
     // Both tainted and too small: only the taint is reported (TaintToleration runs before Fit).
-    let snap = snapshot(vec![with_taint(node("n1", "1", "1Gi"), "a", "b", "NoSchedule")], vec![]);
-    fails(&run(&snap, pod("p", "2", ""), "n1"), Code::UnschedulableAndUnresolvable, &["node(s) had untolerated taint {a: b}"]);
+    let snap = snapshot(
+        vec![with_taint(node("n1", "1", "1Gi"), "a", "b", "NoSchedule")],
+        vec![],
+    );
+    fails(
+        &run(&snap, pod("p", "2", ""), "n1"),
+        Code::UnschedulableAndUnresolvable,
+        &["node(s) had untolerated taint {a: b}"],
+    );
 }

@@ -6,7 +6,9 @@ use super::*;
 use crate::testing::*;
 
 fn schedule_one(snap: &Snapshot, p: Pod) -> Result<Decision, Error> {
-    Algorithm::new().schedule(snap, Arc::new(p)).map_err(|(e, _)| e)
+    Algorithm::new()
+        .schedule(snap, Arc::new(p))
+        .map_err(|(e, _)| e)
 }
 
 #[test]
@@ -17,7 +19,10 @@ fn aggregate_message_for_three_nodes() {
             node("n2", "1", "4Gi"),
             with_taint(node("n3", "8", "4Gi"), "key", "value", "NoSchedule"),
         ],
-        vec![on(pod("a", "500m", ""), "n1"), on(pod("b", "500m", ""), "n2")],
+        vec![
+            on(pod("a", "500m", ""), "n1"),
+            on(pod("b", "500m", ""), "n2"),
+        ],
     );
     let err = schedule_one(&snap, pod("p", "800m", "")).err();
     assert_eq!(
@@ -30,12 +35,18 @@ fn aggregate_message_for_three_nodes() {
 fn no_nodes() {
     let snap = snapshot(vec![], vec![]);
     assert_eq!(schedule_one(&snap, pod("p", "", "")), Err(Error::NoNodes));
-    assert_eq!(Error::NoNodes.to_string(), "no nodes available to schedule pods");
+    assert_eq!(
+        Error::NoNodes.to_string(),
+        "no nodes available to schedule pods"
+    );
 }
 
 #[test]
 fn spreads_replicas_and_prefers_the_emptier_node() {
-    let mut snap = snapshot(vec![node("n1", "4", "8Gi"), node("n2", "4", "8Gi")], vec![on(pod("busy", "2", "4Gi"), "n1")]);
+    let mut snap = snapshot(
+        vec![node("n1", "4", "8Gi"), node("n2", "4", "8Gi")],
+        vec![on(pod("busy", "2", "4Gi"), "n1")],
+    );
     let decision = schedule_one(&snap, pod("p", "100m", "100Mi"));
     assert_eq!(decision.map(|d| d.node), Ok("n2".to_string()));
     // Assuming pods one by one spreads them evenly over equal nodes.
@@ -58,22 +69,31 @@ fn spreads_replicas_and_prefers_the_emptier_node() {
 fn siblings_spread_by_default_constraints() {
     let owned = |name: &str| {
         let mut p = pod(name, "", "");
-        p.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-            api_version: "apps/v1".into(),
-            kind: "ReplicaSet".into(),
-            name: "rs".into(),
-            uid: "rs-uid".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }]);
+        p.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "ReplicaSet".into(),
+                name: "rs".into(),
+                uid: "rs-uid".into(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            },
+        ]);
         p
     };
     // n2 is emptier for resources but already has two siblings; n1 has none.
     let snap = snapshot(
         vec![node("n1", "4", "8Gi"), node("n2", "4", "8Gi")],
-        vec![on(owned("s1"), "n2"), on(owned("s2"), "n2"), on(pod("other", "1", "1Gi"), "n1")],
+        vec![
+            on(owned("s1"), "n2"),
+            on(owned("s2"), "n2"),
+            on(pod("other", "1", "1Gi"), "n1"),
+        ],
     );
-    assert_eq!(schedule_one(&snap, owned("s3")).map(|d| d.node), Ok("n1".to_string()));
+    assert_eq!(
+        schedule_one(&snap, owned("s3")).map(|d| d.node),
+        Ok("n1".to_string())
+    );
 }
 
 #[test]
@@ -88,7 +108,10 @@ fn feasible_nodes_to_find_follows_the_adaptive_rule() {
 
 #[test]
 fn unschedulable_returns_the_cycle_for_preemption() {
-    let snap = snapshot(vec![node("n1", "1", "1Gi")], vec![on(pod("a", "1", ""), "n1")]);
+    let snap = snapshot(
+        vec![node("n1", "1", "1Gi")],
+        vec![on(pod("a", "1", ""), "n1")],
+    );
     let result = Algorithm::new().schedule(&snap, Arc::new(pod("p", "1", "")));
     assert!(matches!(result, Err((Error::Fit(_), Some(_)))));
 }

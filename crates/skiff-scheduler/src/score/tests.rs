@@ -7,7 +7,10 @@ use crate::testing::*;
 
 #[test]
 fn least_allocated_and_balanced() {
-    let snap = snapshot(vec![node("n1", "4", "8Gi")], vec![on(pod("a", "1", "2Gi"), "n1")]);
+    let snap = snapshot(
+        vec![node("n1", "4", "8Gi")],
+        vec![on(pod("a", "1", "2Gi"), "n1")],
+    );
     let Some(n1) = snap.node("n1") else { panic!() };
     let c = cycle(&snap, pod("p", "1", "2Gi"));
     // cpu (4-2)/4 = 50, memory (8-4)/8 = 50
@@ -35,7 +38,12 @@ fn normalizers() {
 fn prefer_no_schedule_taints_and_preferred_affinity() {
     let snap = snapshot(
         vec![
-            with_taint(with_labels(node("n1", "4", "8Gi"), &[("disk", "ssd")]), "soft", "", "PreferNoSchedule"),
+            with_taint(
+                with_labels(node("n1", "4", "8Gi"), &[("disk", "ssd")]),
+                "soft",
+                "",
+                "PreferNoSchedule",
+            ),
             node("n2", "4", "8Gi"),
         ],
         vec![],
@@ -46,7 +54,9 @@ fn prefer_no_schedule_taints_and_preferred_affinity() {
     }}))
     .ok();
     let c = cycle(&snap, p);
-    let (Some(n1), Some(n2)) = (snap.node("n1"), snap.node("n2")) else { panic!() };
+    let (Some(n1), Some(n2)) = (snap.node("n1"), snap.node("n2")) else {
+        panic!()
+    };
     assert_eq!(taint_toleration(&c, n1), 1);
     assert_eq!(taint_toleration(&c, n2), 0);
     assert_eq!(node_affinity(&c, n1), 50);
@@ -69,7 +79,9 @@ fn preferred_pod_anti_affinity_pushes_away() {
     .ok();
     let c = cycle(&snap, p);
     let by_topology = inter_pod_affinity_topology_scores(&snap, &c);
-    let (Some(n1), Some(n2)) = (snap.node("n1"), snap.node("n2")) else { panic!() };
+    let (Some(n1), Some(n2)) = (snap.node("n1"), snap.node("n2")) else {
+        panic!()
+    };
     assert_eq!(inter_pod_affinity(&by_topology, n1), -100);
     assert_eq!(inter_pod_affinity(&by_topology, n2), 0);
 }
@@ -78,14 +90,19 @@ fn preferred_pod_anti_affinity_pushes_away() {
 fn soft_topology_spread_scores() {
     let zone = |n: &str, z: &str| with_labels(node(n, "2", "4Gi"), &[("zone", z)]);
     let web = |name: &str, n: &str| labelled(on(pod(name, "", ""), n), &[("app", "web")]);
-    let snap = snapshot(vec![zone("n1", "a"), zone("n2", "b")], vec![web("w1", "n1"), web("w2", "n1")]);
+    let snap = snapshot(
+        vec![zone("n1", "a"), zone("n2", "b")],
+        vec![web("w1", "n1"), web("w2", "n1")],
+    );
     let mut p = labelled(pod("w3", "", ""), &[("app", "web")]);
     p.spec.get_or_insert_with(Default::default).topology_spread_constraints = serde_json::from_value(json!([
         {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "web"}}}
     ]))
     .ok();
     let c = cycle(&snap, p);
-    let (Some(n1), Some(n2)) = (snap.node("n1"), snap.node("n2")) else { panic!() };
+    let (Some(n1), Some(n2)) = (snap.node("n1"), snap.node("n2")) else {
+        panic!()
+    };
     // 2 * ln(4) = 2.77 -> 3; 0
     assert_eq!(topology_spread(&c, n1), Some(3));
     assert_eq!(topology_spread(&c, n2), Some(0));

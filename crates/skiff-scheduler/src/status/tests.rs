@@ -37,12 +37,18 @@ fn pre_filter_message_replaces_the_histogram() {
         node_statuses: vec![("a".into(), st(Code::UnschedulableAndUnresolvable, &["x"]))],
         post_filter_message: None,
     };
-    assert_eq!(fit.message(), "0/2 nodes are available: persistentvolumeclaim \"data\" not found.");
+    assert_eq!(
+        fit.message(),
+        "0/2 nodes are available: persistentvolumeclaim \"data\" not found."
+    );
 }
 
 #[test]
 fn empty_cases() {
-    let fit = FitError { num_all_nodes: 0, ..Default::default() };
+    let fit = FitError {
+        num_all_nodes: 0,
+        ..Default::default()
+    };
     assert_eq!(fit.message(), "0/0 nodes are available:");
     assert_eq!(reasons::NO_NODES, "no nodes available to schedule pods");
 }
