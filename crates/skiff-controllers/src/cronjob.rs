@@ -4,6 +4,9 @@
 //! ones first), and the successful/failed history limits; keep `status.active`,
 //! `lastScheduleTime` and `lastSuccessfulTime`.
 //!
+//! Schedules are evaluated in UTC; a `timeZone` other than UTC is reported (`UnknownTimeZone`)
+//! and nothing is scheduled.
+//!
 //! Invariants: one Job per scheduled time (its name is derived from the time, so a repeated pass
 //! cannot create two); only the most recent missed time is started; an unparsable schedule
 //! creates nothing and says why in an event.
@@ -136,11 +139,18 @@ pub fn plan(cron_job: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
     );
 
     let mut requeue = None;
+    let time_zone = spec.time_zone.as_deref().unwrap_or("UTC");
     match cron::Schedule::parse(&spec.schedule) {
         Err(error) => changes.push(Change::Event(Record::warning(
             "UnparseableSchedule",
             error.to_string(),
         ))),
+        Ok(_) if !matches!(time_zone, "UTC" | "Etc/UTC" | "Etc/GMT" | "GMT" | "Z") => {
+            changes.push(Change::Event(Record::warning(
+                "UnknownTimeZone",
+                format!("invalid timeZone: {time_zone:?}: only UTC is supported"),
+            )))
+        }
         Ok(_)
             if spec.suspend.unwrap_or(false) || cron_job.metadata.deletion_timestamp.is_some() => {}
         Ok(schedule) => {

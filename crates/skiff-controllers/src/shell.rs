@@ -300,3 +300,6 @@ pub async fn write<T>(
         Err(error) => Err(Error::Kube(error)),
     }
 }
+
+#[cfg(test)]
+mod tests;

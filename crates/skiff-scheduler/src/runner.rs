@@ -118,6 +118,9 @@ struct State {
     pods_synced: bool,
     changed: bool,
     scheduler_name: String,
+    /// While a watch relists: the pods and nodes seen so far (the rest are gone after it).
+    relist_pods: Option<HashSet<String>>,
+    relist_nodes: Option<HashSet<String>>,
 }
 
 impl State {
@@ -162,10 +165,47 @@ impl State {
     fn handle(&mut self, input: Input) -> bool {
         use watcher::Event::*;
         match input {
-            Input::Pod(Apply(pod) | InitApply(pod)) => self.apply_pod(pod),
+            Input::Pod(Init) => self.relist_pods = Some(HashSet::new()),
+            Input::Pod(InitApply(pod)) => {
+                if let Some(seen) = self.relist_pods.as_mut() {
+                    seen.insert(key_of(&pod));
+                }
+                self.apply_pod(pod);
+            }
+            Input::Pod(Apply(pod)) => self.apply_pod(pod),
             Input::Pod(Delete(pod)) => self.delete_pod(&pod),
-            Input::Pod(InitDone) => self.pods_synced = true,
-            Input::Node(Apply(node) | InitApply(node)) => {
+            Input::Pod(InitDone) => {
+                if let Some(seen) = self.relist_pods.take() {
+                    for gone in self
+                        .snapshot
+                        .assigned_pods()
+                        .filter(|p| !seen.contains(&p.key()))
+                        .map(|p| p.pod.clone())
+                        .collect::<Vec<_>>()
+                    {
+                        self.delete_pod(&gone);
+                    }
+                    let stale: Vec<Arc<Pod>> = self
+                        .pending
+                        .iter()
+                        .filter(|(k, _)| !seen.contains(*k))
+                        .map(|(_, p)| p.clone())
+                        .collect();
+                    for gone in stale {
+                        self.delete_pod(&gone);
+                    }
+                }
+                self.pods_synced = true;
+            }
+            Input::Node(Init) => self.relist_nodes = Some(HashSet::new()),
+            Input::Node(InitApply(node)) => {
+                if let Some(seen) = self.relist_nodes.as_mut() {
+                    seen.insert(node.metadata.name.clone().unwrap_or_default());
+                }
+                self.snapshot.upsert_node(Arc::new(node));
+                self.changed = true;
+            }
+            Input::Node(Apply(node)) => {
                 self.snapshot.upsert_node(Arc::new(node));
                 self.changed = true;
             }
@@ -174,7 +214,21 @@ impl State {
                     .remove_node(node.metadata.name.as_deref().unwrap_or_default());
                 self.changed = true;
             }
-            Input::Node(InitDone) => self.nodes_synced = true,
+            Input::Node(InitDone) => {
+                if let Some(seen) = self.relist_nodes.take() {
+                    let gone: Vec<String> = self
+                        .snapshot
+                        .nodes()
+                        .iter()
+                        .map(|n| n.name.clone())
+                        .filter(|n| !seen.contains(n))
+                        .collect();
+                    for name in gone {
+                        self.snapshot.remove_node(&name);
+                    }
+                }
+                self.nodes_synced = true;
+            }
             Input::Namespace(Apply(ns) | InitApply(ns)) => {
                 let name = ns.metadata.name.clone().unwrap_or_default();
                 self.snapshot
@@ -296,6 +350,8 @@ pub async fn run(
         pods_synced: false,
         changed: false,
         scheduler_name: config.scheduler_name.clone(),
+        relist_pods: None,
+        relist_nodes: None,
     };
     let mut algorithm = Algorithm::new();
     let binds = Arc::new(Semaphore::new(config.bind_concurrency.max(1)));

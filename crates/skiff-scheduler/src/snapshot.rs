@@ -419,6 +419,11 @@ impl Snapshot {
         self.assigned.get(id)
     }
 
+    /// Every pod counted on a node (or waiting for its node to appear).
+    pub fn assigned_pods(&self) -> impl Iterator<Item = &Arc<PodInfo>> {
+        self.assigned.values()
+    }
+
     /// Whether any assigned pod has (anti-)affinity terms.
     pub fn any_pod_affinity(&self) -> bool {
         self.pods_with_affinity > 0

@@ -227,3 +227,20 @@ fn history_limits_and_last_successful_time() {
         Some(at("2024-01-01T00:05:00Z"))
     );
 }
+
+#[test]
+fn only_utc_time_zones() {
+    let utc = cron_job(json!({"timeZone": "Etc/UTC"}));
+    assert_eq!(
+        created(&plan(&utc, &[], at("2024-01-01T00:12:00Z"))).len(),
+        1
+    );
+    let paris = cron_job(json!({"timeZone": "Europe/Paris"}));
+    let p = plan(&paris, &[], at("2024-01-01T00:12:00Z"));
+    assert!(created(&p).is_empty());
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| matches!(c, Change::Event(r) if r.reason == "UnknownTimeZone"))
+    );
+}
