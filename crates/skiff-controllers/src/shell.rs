@@ -251,8 +251,10 @@ where
             }
             _ = sleep => {}
         }
+        ctx.metrics.queue_depth.with_label_values(&[name]).set(1);
         let started = Instant::now();
         let result = pass().await;
+        ctx.metrics.queue_depth.with_label_values(&[name]).set(0);
         ctx.metrics
             .observe_reconcile(name, started.elapsed(), result.is_ok());
         match result {
