@@ -60,6 +60,20 @@ async fn ensure(
 }
 
 async fn once(api: &Api, node_token_hash: Option<&[u8]>) -> Result<(), String> {
+    // First: agents may try to join as soon as the API answers.
+    if let Some(hash) = node_token_hash
+        && api
+            .objects
+            .raw_get(crate::join::NODE_TOKEN_KEY)
+            .await
+            .map_err(|e| e.message)?
+            .is_none()
+    {
+        api.objects
+            .create(crate::join::NODE_TOKEN_KEY, hash.to_vec(), vec![], None)
+            .await
+            .map_err(|e| e.message)?;
+    }
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         ensure(api, "", "namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}})).await?;
         ensure(
@@ -102,19 +116,6 @@ async fn once(api: &Api, node_token_hash: Option<&[u8]>) -> Result<(), String> {
                "provisioner": "skiff.dev/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}),
     )
     .await?;
-    if let Some(hash) = node_token_hash
-        && api
-            .objects
-            .raw_get(crate::join::NODE_TOKEN_KEY)
-            .await
-            .map_err(|e| e.message)?
-            .is_none()
-    {
-        api.objects
-            .create(crate::join::NODE_TOKEN_KEY, hash.to_vec(), vec![], None)
-            .await
-            .map_err(|e| e.message)?;
-    }
     Ok(())
 }
 

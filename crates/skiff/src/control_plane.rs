@@ -138,6 +138,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Member> {
         shutdown_rx,
     )
     .await?;
+    start_control_loops(&store, &opts.api_url, &registry, shutdown.subscribe()).await?;
     let kubeconfig = data_dir.join("admin.kubeconfig");
     if !kubeconfig.exists() {
         let text = skiff_apiserver::admin_kubeconfig(store.ca(), &opts.api_url, "skiff-admin")?;
@@ -153,6 +154,55 @@ pub async fn start(opts: Options) -> anyhow::Result<Member> {
         registry,
         shutdown,
     })
+}
+
+/// Runs the scheduler and controllers in this member; they act only while it leads (fenced).
+async fn start_control_loops(
+    store: &Store,
+    api_url: &str,
+    registry: &prometheus::Registry,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use skiff_controllers::supervisor;
+    let text =
+        skiff_apiserver::admin_kubeconfig(store.ca(), api_url, "system:kube-controller-manager")?;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
+    let kube_config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let config = supervisor::Config {
+        member_name: store.name().to_string(),
+        ..supervisor::Config::default()
+    };
+    let problems = config.validate();
+    if !problems.is_empty() {
+        bail!(
+            "invalid controller configuration:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    let sup = supervisor::Supervisor::new(config, registry)
+        .map_err(|e| anyhow::anyhow!("starting the control loops: {e}"))?;
+    // The store's leadership, as (is leader, term).
+    let mut leadership = store.leadership();
+    let (tx, rx) = tokio::sync::watch::channel((false, 0u64));
+    tokio::spawn(async move {
+        loop {
+            let l = *leadership.borrow_and_update();
+            let _ = tx.send((l.is_self, l.term));
+            if leadership.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(sup.run(
+        rx,
+        move |term| supervisor::fenced_client(&kube_config, term),
+        shutdown,
+    ));
+    Ok(())
 }
 
 /// Waits until the API serves the bootstrap objects (the `default` namespace exists).

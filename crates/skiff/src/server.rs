@@ -62,7 +62,7 @@ pub struct Args {
     pub unsafe_no_fsync: bool,
 }
 
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_ascii_lowercase())
         .unwrap_or_else(|_| "skiff".into())

@@ -1,6 +1,7 @@
-//! `skiff up`: an all-in-one cluster in one process: a one-member control plane (store and
-//! Kubernetes API; the agent, scheduler and controllers join it as they are built). Creates the
-//! cluster on the first run, restarts it afterwards; prints how to point kubectl at it.
+//! `skiff up`: an all-in-one cluster in one process: a one-member control plane (store,
+//! Kubernetes API, scheduler and controllers) and a node agent running pods on this machine's
+//! Docker. Creates the cluster on the first run, restarts it afterwards; prints how to point
+//! kubectl at it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,9 +20,16 @@ pub struct Args {
     /// Port of the store's peer and KV services on 127.0.0.1.
     #[arg(long, default_value_t = 2380)]
     pub peer_port: u16,
-    /// The member's name.
-    #[arg(long, default_value = "skiff")]
-    pub name: String,
+    /// The member's name, also the Node's name [default: this machine's host name]. Node
+    /// names must be unique on a machine: agents tell their containers apart by it.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Port of the node agent's API (logs, exec, port-forward) on 127.0.0.1.
+    #[arg(long, default_value_t = 10250)]
+    pub node_api_port: u16,
+    /// Run only the control plane, without a node agent.
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -42,9 +50,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             cluster_files: crate::control_plane::new_cluster_files()?,
         }
     };
+    let name = args.name.clone().unwrap_or_else(crate::server::host_name);
     let store = skiff_store::Config {
         data_dir: args.data_dir.clone(),
-        name: args.name.clone(),
+        name: name.clone(),
         advertise_addr: peer.clone(),
         ..skiff_store::Config::default()
     };
@@ -57,6 +66,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     crate::control_plane::wait_ready(&member, Duration::from_secs(30)).await?;
+    let (agent_stop, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = if args.no_agent {
+        None
+    } else {
+        let node_api = format!("127.0.0.1:{}", args.node_api_port);
+        let listener = tokio::net::TcpListener::bind(&node_api)
+            .await
+            .with_context(|| format!("binding the node API on {node_api} (use --node-api-port)"))?;
+        let config = skiff_agent::Config {
+            server: format!("https://{api}"),
+            token: member.node_token.clone(),
+            node_name: name.clone(),
+            data_dir: args.data_dir.join("agent"),
+            node_ip: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+            node_api_listen: listener.local_addr()?,
+            ..skiff_agent::Config::default()
+        };
+        std::fs::create_dir_all(&config.data_dir)?;
+        Some(tokio::spawn(async move {
+            if let Err(e) = skiff_agent::run(config, listener, async {
+                let _ = agent_stopped.await;
+            })
+            .await
+            {
+                tracing::error!("the node agent stopped: {e}");
+            }
+        }))
+    };
     println!(
         "Skiff is up ({} ms): one control-plane member at https://{api}",
         started.elapsed().as_millis()
@@ -75,6 +112,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     crate::server::wait_for_signal().await;
     eprintln!("shutting down");
+    let _ = agent_stop.send(());
+    if let Some(a) = agent {
+        let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
+    }
     member.shutdown().await;
     Ok(())
 }

@@ -103,3 +103,22 @@ pub fn parse_ports(values: &[String]) -> Result<Vec<u16>, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Ends a WebSocket with a Normal (1000) close frame: clients (kubectl's gorilla/websocket)
+/// treat a close without a status code (1005) as an error and lose the exit status.
+pub async fn close_normally<S>(sink: &mut S)
+where
+    S: futures::Sink<tokio_tungstenite::tungstenite::Message> + Unpin,
+{
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    let _ = sink
+        .send(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))
+        .await;
+    let _ = sink.close().await;
+}

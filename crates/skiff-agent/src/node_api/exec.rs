@@ -94,7 +94,7 @@ async fn run(
                     &channels::error_status(&e.to_string()),
                 )))
                 .await;
-            let _ = sink.close().await;
+            super::channels::close_normally(&mut sink).await;
             return;
         }
     };
@@ -188,7 +188,7 @@ async fn run(
         let _ = sink
             .send(Message::binary(channels::encode(STATUS, &status)))
             .await;
-        let _ = sink.close().await;
+        super::channels::close_normally(&mut sink).await;
     }
     reader.abort();
 }

@@ -167,7 +167,7 @@ async fn run_channels(socket: ws::Socket, sandbox: ObservedContainer, ports: Vec
     for pump in aborts {
         pump.abort();
     }
-    let _ = sink.close().await;
+    super::channels::close_normally(&mut sink).await;
 }
 
 /// One forwarded connection of the SPDY protocol (a pair of streams).
@@ -197,7 +197,7 @@ async fn run_spdy(socket: ws::Socket, sandbox: ObservedContainer) {
                 break;
             }
         }
-        let _ = sink.close().await;
+        super::channels::close_normally(&mut sink).await;
     });
     let mut decoder = spdy::Decoder::new();
     let mut pairs: HashMap<String, Pair> = HashMap::new();
