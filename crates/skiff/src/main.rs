@@ -7,6 +7,9 @@
 mod bench;
 mod cluster_cmd;
 mod endpoints;
+mod ingress_cmd;
+mod kube_client;
+mod proxy_cmd;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +33,10 @@ enum Command {
     Cluster(cluster_cmd::Args),
     /// Measure Skiff (and compare it with peers) on this machine.
     Bench(bench::Args),
+    /// Run the node's service proxy (Service IPs, NodePorts) and cluster DNS.
+    Proxy(proxy_cmd::Args),
+    /// Run the node's ingress controller (Ingresses of class `skiff`, HTTP and HTTPS).
+    Ingress(ingress_cmd::Args),
 }
 
 fn init_tracing() {
@@ -60,6 +67,8 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Proxy(args) => proxy_cmd::run(args).await,
+            Command::Ingress(args) => ingress_cmd::run(args).await,
         }
     });
     match result {
