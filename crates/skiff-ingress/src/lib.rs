@@ -93,16 +93,20 @@ impl Controller {
     }
 
     /// Serves plain HTTP on `listener` until `shutdown`.
-    pub fn serve_http(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> impl Future<Output = ()> {
+    pub fn serve_http<F: Future<Output = ()>>(
+        &self,
+        listener: TcpListener,
+        shutdown: F,
+    ) -> impl Future<Output = ()> + use<F> {
         server::serve(listener, None, self.shared.clone(), shutdown)
     }
 
     /// Serves HTTPS (certificates by SNI) on `listener` until `shutdown`.
-    pub fn serve_https(
+    pub fn serve_https<F: Future<Output = ()>>(
         &self,
         listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<impl Future<Output = ()>, tls::Error> {
+        shutdown: F,
+    ) -> Result<impl Future<Output = ()> + use<F>, tls::Error> {
         let config = tls::server_config(SniResolver::new(self.certs.clone()))?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         Ok(server::serve(listener, Some(acceptor), self.shared.clone(), shutdown))

@@ -198,25 +198,42 @@ pub async fn apply(runner: &Runner, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Makes `address` local on this node (on a dummy interface `name`), for the cluster DNS
-/// address: pods reach it through their gateway, the node delivers it to the local server.
-pub async fn ensure_local_address(runner: &Runner, name: &str, address: Ipv4Addr) -> Result<()> {
-    let exists = runner
-        .run("ip", &["link".into(), "show".into(), name.into()])
-        .await
-        .is_ok();
-    if !exists {
-        runner
-            .run("ip", &["link".into(), "add".into(), name.into(), "type".into(), "dummy".into()])
-            .await?;
-    }
+/// Makes `address` local on this node (a /32 on `lo`; no dummy interface module is needed), for
+/// the cluster DNS address: pods reach it through their gateway, the node delivers it to the
+/// local server.
+pub async fn ensure_local_address(runner: &Runner, address: Ipv4Addr) -> Result<()> {
     runner
-        .run("ip", &["addr".into(), "replace".into(), format!("{address}/32"), "dev".into(), name.into()])
-        .await?;
-    runner
-        .run("ip", &["link".into(), "set".into(), name.into(), "up".into()])
+        .run(
+            "ip",
+            &["addr".into(), "replace".into(), format!("{address}/32"), "dev".into(), "lo".into()],
+        )
         .await?;
     Ok(())
+}
+
+/// Turns on hairpin mode on every port of `bridge`: with `br_netfilter` loaded (Docker loads
+/// it), a pod reaching its own Service is DNATed back to itself and bridged out of the port it
+/// came in on, which a bridge refuses without hairpin mode. Call it after each pod start (new
+/// ports), as the kubelet does with its hairpin-veth mode.
+pub async fn ensure_hairpin(runner: &Runner, bridge: &str) -> Result<()> {
+    let listing = runner
+        .run("ip", &["-o".into(), "link".into(), "show".into(), "master".into(), bridge.into()])
+        .await?;
+    for port in parse_link_names(&listing) {
+        runner
+            .run("bridge", &["link".into(), "set".into(), "dev".into(), port, "hairpin".into(), "on".into()])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Interface names from `ip -o link show` output (`3: p1@if2: <...> ...`).
+pub fn parse_link_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

@@ -298,8 +298,10 @@ fn add_service_port(set: &mut RuleSet, port: &ServicePort, config: &Config) {
         .collect();
     let svc = service_chain_name("svc", port);
     let svl = service_chain_name("svl", port);
-    let needs_svc = !all.is_empty() && (!port.internal_local || !port.external_local);
-    let needs_svl = !local.is_empty() && (port.internal_local || port.external_local);
+    // The external policy matters only when there is a node port.
+    let external = port.node_port.is_some();
+    let needs_svc = !all.is_empty() && (!port.internal_local || (external && !port.external_local));
+    let needs_svl = !local.is_empty() && (port.internal_local || (external && port.external_local));
     if needs_svc {
         let mut rules = masquerade_outside.clone();
         rules.extend(balance_rules(port, &all));

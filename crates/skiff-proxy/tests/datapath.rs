@@ -44,7 +44,7 @@ fn pod_ip(i: usize) -> String {
 
 impl Topology {
     /// A node with `pods` pod namespaces (ep1..epN at 10.42.0.11...) and a client.
-    fn new(tag: &str, pods: usize) -> Result<Topology> {
+    async fn new(tag: &str, pods: usize) -> Result<Topology> {
         let prefix = format!("skp{}{tag}-", std::process::id());
         delete_by_prefix(&prefix);
         let node = Netns::create(&format!("{prefix}node"))?;
@@ -62,10 +62,6 @@ impl Topology {
         run(&["ip", "-n", &n, "link", "add", "br0", "type", "bridge"])?;
         run(&["ip", "-n", &n, "addr", "add", "10.42.0.1/24", "dev", "br0"])?;
         run(&["ip", "-n", &n, "link", "set", "br0", "up"])?;
-        // Stands in for the node's default route: service IPs are routable.
-        run(&["ip", "-n", &n, "link", "add", "d0", "type", "dummy"])?;
-        run(&["ip", "-n", &n, "link", "set", "d0", "up"])?;
-        run(&["ip", "-n", &n, "route", "add", "10.43.0.0/16", "dev", "d0"])?;
         topology.node.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         run(&["ip", "-n", &n, "link", "add", "pc", "type", "veth", "peer", "name", "eth0", "netns", &c])?;
         run(&["ip", "-n", &n, "addr", "add", &format!("{NODE_IP}/24"), "dev", "pc"])?;
@@ -73,6 +69,8 @@ impl Topology {
         run(&["ip", "-n", &c, "addr", "add", "192.168.77.2/24", "dev", "eth0"])?;
         run(&["ip", "-n", &c, "link", "set", "eth0", "up"])?;
         run(&["ip", "-n", &c, "route", "add", "default", "via", NODE_IP])?;
+        // Stands in for the node's default route: service IPs are routable.
+        run(&["ip", "-n", &n, "route", "add", "10.43.0.0/16", "dev", "pc"])?;
         for i in 1..=pods {
             let pod = Netns::create(&format!("{prefix}ep{i}"))?;
             let p = pod.name().to_string();
@@ -104,11 +102,14 @@ impl Topology {
             topology.children.push(nc);
             topology.pods.push(pod);
         }
+        // As the agent must on its bridge: pods reaching themselves through a Service.
+        let runner = skiff_proxy::podnet::Runner { prefix: topology.node.prefix() };
+        skiff_proxy::podnet::ensure_hairpin(&runner, "br0").await?;
         // Wait until every pod's servers answer directly.
         for i in 1..=pods {
             let url = format!("http://{}:8080/", pod_ip(i));
             wait_for(&format!("ep{i} httpd"), || {
-                Ok(topology.node.exec(&["busybox", "wget", "-q", "-O", "-", "-T", "1", &url]).is_ok())
+                Ok(topology.node.exec(&["curl", "-s", "-m", "1", &url]).is_ok())
             })?;
         }
         Ok(topology)
@@ -120,10 +121,11 @@ impl Topology {
         Nft::new(command, None)
     }
 
-    /// `wget` from the client (or a pod); the body, or the error text.
+    /// `curl` from the client (or a pod); the body, or the error text. (busybox wget crashes
+    /// with a timeout option on Debian 12, so curl it is.)
     fn get(&self, from: &Netns, url: &str) -> Result<String, String> {
         let output = Command::new("ip")
-            .args(["netns", "exec", from.name(), "busybox", "wget", "-q", "-O", "-", "-T", "3", url])
+            .args(["netns", "exec", from.name(), "curl", "-sS", "-m", "3", url])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| e.to_string())?;
@@ -180,7 +182,7 @@ fn web(extra: Value) -> Service {
 
 #[tokio::test]
 async fn cluster_ip_reaches_every_endpoint_and_follows_changes() -> Result<()> {
-    let t = Topology::new("a", 3)?;
+    let t = Topology::new("a", 3).await?;
     let mut nft = t.nft();
     nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1, 2, 3])])).await?;
     let mut seen = std::collections::BTreeSet::new();
@@ -207,7 +209,7 @@ async fn cluster_ip_reaches_every_endpoint_and_follows_changes() -> Result<()> {
 
 #[tokio::test]
 async fn node_port_answers_on_the_node_address() -> Result<()> {
-    let t = Topology::new("b", 2)?;
+    let t = Topology::new("b", 2).await?;
     let spec = json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]});
     t.nft().sync(&rules(&[web(spec)], &[slice("web", 8080, &[1, 2])])).await?;
     let mut seen = std::collections::BTreeSet::new();
@@ -223,17 +225,17 @@ async fn node_port_answers_on_the_node_address() -> Result<()> {
 
 #[tokio::test]
 async fn services_without_endpoints_refuse_at_once() -> Result<()> {
-    let t = Topology::new("c", 1)?;
+    let t = Topology::new("c", 1).await?;
     let spec = json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30090, "protocol": "TCP"}]});
     t.nft().sync(&rules(&[web(spec)], &[slice("web", 8080, &[])])).await?;
     let started = Instant::now();
     let error = t.get(&t.client, "http://10.43.0.20/").expect_err("must fail");
-    assert!(error.contains("refused"), "expected a refusal (TCP reset), got: {error}");
+    assert!(error.contains("(7)"), "expected a refusal (TCP reset, curl error 7), got: {error}");
     let error = t.get(&t.client, &format!("http://{NODE_IP}:30090/")).expect_err("must fail");
-    assert!(error.contains("refused"), "node port: {error}");
+    assert!(error.contains("(7)"), "node port: {error}");
     // From a pod, forwarded traffic is refused as well.
     let error = t.get(&t.pods[0], "http://10.43.0.20/").expect_err("must fail");
-    assert!(error.contains("refused"), "from a pod: {error}");
+    assert!(error.contains("(7)"), "from a pod: {error}");
     // Refusals, not 3-second timeouts.
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     Ok(())
@@ -241,7 +243,7 @@ async fn services_without_endpoints_refuse_at_once() -> Result<()> {
 
 #[tokio::test]
 async fn session_affinity_sticks_to_one_endpoint() -> Result<()> {
-    let t = Topology::new("d", 3)?;
+    let t = Topology::new("d", 3).await?;
     let spec = json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}});
     let mut nft = t.nft();
     nft.sync(&rules(&[web(spec.clone())], &[slice("web", 8080, &[1, 2, 3])])).await?;
@@ -261,7 +263,7 @@ async fn session_affinity_sticks_to_one_endpoint() -> Result<()> {
 
 #[tokio::test]
 async fn a_pod_reaches_itself_through_its_service() -> Result<()> {
-    let t = Topology::new("e", 2)?;
+    let t = Topology::new("e", 2).await?;
     t.nft().sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1])])).await?;
     for _ in 0..5 {
         assert_eq!(t.get(&t.pods[0], "http://10.43.0.20/").map_err(anyhow::Error::msg)?, "ep1");
@@ -272,7 +274,7 @@ async fn a_pod_reaches_itself_through_its_service() -> Result<()> {
 
 #[tokio::test]
 async fn established_connections_survive_rule_swaps_and_restarts() -> Result<()> {
-    let t = Topology::new("f", 2)?;
+    let t = Topology::new("f", 2).await?;
     let echo = |pods: &[usize]| {
         (
             vec![service("echo", json!({"clusterIP": "10.43.0.30", "ports": [{"port": 90}]}))],
@@ -318,7 +320,7 @@ async fn line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R
 
 #[tokio::test]
 async fn cleanup_removes_only_our_table() -> Result<()> {
-    let t = Topology::new("g", 1)?;
+    let t = Topology::new("g", 1).await?;
     t.node.exec(&["nft", "add", "table", "ip", "other"])?;
     t.node.exec(&["nft", "add", "chain", "ip", "other", "keep"])?;
     let mut nft = t.nft();

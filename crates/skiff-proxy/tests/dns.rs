@@ -91,7 +91,7 @@ fn addresses(message: &Message) -> Vec<Ipv4Addr> {
     let mut ips: Vec<Ipv4Addr> = message
         .answers
         .iter()
-        .filter_map(|r| match r.data() {
+        .filter_map(|r| match &r.data {
             RData::A(a) => Some(a.0),
             _ => None,
         })
@@ -136,11 +136,11 @@ async fn answers_the_cluster_zone_over_udp_and_tcp() -> Result<()> {
     assert_eq!(addresses(&pod), [Ipv4Addr::new(10, 42, 1, 8)]);
 
     let srv = ask_udp(dns.udp, "_http._tcp.web.default.svc.cluster.local.", RecordType::SRV).await?;
-    let RData::SRV(record) = srv.answers.first().context("an SRV answer")?.data() else {
+    let RData::SRV(record) = &srv.answers.first().context("an SRV answer")?.data else {
         bail!("not an SRV record: {srv:?}");
     };
-    assert_eq!(record.port(), 80);
-    assert_eq!(record.target().to_ascii(), "web.default.svc.cluster.local.");
+    assert_eq!(record.port, 80);
+    assert_eq!(record.target.to_ascii(), "web.default.svc.cluster.local.");
 
     let missing = ask_udp(dns.udp, "nope.default.svc.cluster.local.", RecordType::A).await?;
     assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);

@@ -31,7 +31,7 @@ pub struct Args {
     /// Where the cluster DNS listens (UDP and TCP).
     #[arg(long, default_value = "10.43.0.10:53")]
     dns_listen: SocketAddr,
-    /// Do not add the DNS address to a dummy interface (`skiff-dns`) when it is not local.
+    /// Do not add the DNS address to `lo` (it must then be local already).
     #[arg(long)]
     no_dns_interface: bool,
     #[arg(long, default_value = "cluster.local")]
@@ -85,9 +85,9 @@ pub async fn run(args: Args) -> Result<()> {
     if !args.no_dns_interface {
         if let std::net::IpAddr::V4(ip) = args.dns_listen.ip() {
             if !ip.is_unspecified() && !ip.is_loopback() {
-                skiff_proxy::podnet::ensure_local_address(&Default::default(), "skiff-dns", ip)
+                skiff_proxy::podnet::ensure_local_address(&Default::default(), ip)
                     .await
-                    .context("adding the cluster DNS address to the skiff-dns interface")?;
+                    .context("adding the cluster DNS address to lo")?;
             }
         }
     }

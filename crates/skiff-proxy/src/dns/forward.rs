@@ -81,8 +81,8 @@ impl Cache {
             .chain(message.authorities.iter_mut())
             .chain(message.additionals.iter_mut())
         {
-            let ttl = record.ttl().saturating_sub(age);
-            record.set_ttl(ttl);
+            let ttl = record.ttl.saturating_sub(age);
+            record.ttl = ttl;
         }
         Some(message)
     }
@@ -128,12 +128,12 @@ impl Cache {
 
 /// The smallest answer TTL; for answers without records, the SOA's negative TTL.
 pub fn cache_ttl(message: &Message) -> Duration {
-    if let Some(min) = message.answers.iter().map(|r| r.ttl()).min() {
+    if let Some(min) = message.answers.iter().map(|r| r.ttl).min() {
         return Duration::from_secs(u64::from(min));
     }
     for record in &message.authorities {
-        if let RData::SOA(soa) = record.data() {
-            return Duration::from_secs(u64::from(soa.minimum().min(record.ttl())));
+        if let RData::SOA(soa) = &record.data {
+            return Duration::from_secs(u64::from(soa.minimum.min(record.ttl)));
         }
     }
     NEGATIVE_TTL

@@ -56,3 +56,9 @@ fn parses_our_routes() {
     let text = "10.42.1.0/24 via 192.168.0.2 dev eth0 proto 44 \n10.42.5.0/24 via 192.168.0.5 dev eth0 proto 44\n";
     assert_eq!(parse_routes(text), vec![cidr("10.42.1.0/24"), cidr("10.42.5.0/24")]);
 }
+
+#[test]
+fn parses_bridge_port_names() {
+    let text = "3: p1@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master br0 state UP\n4: vethab12: <BROADCAST> mtu 1500 master br0\n";
+    assert_eq!(parse_link_names(text), ["p1", "vethab12"]);
+}

@@ -43,7 +43,7 @@ fn cached_answers_age_and_expire() {
     let mut cache = Cache::new(10, Duration::from_secs(300));
     cache.put(key(), &answer(&[60]), t0);
     let hit = cache.get(&key(), t0 + Duration::from_secs(20)).expect("cached");
-    assert_eq!(hit.answers[0].ttl(), 40);
+    assert_eq!(hit.answers[0].ttl, 40);
     assert!(cache.get(&key(), t0 + Duration::from_secs(60)).is_none());
     assert!(cache.is_empty());
 }
