@@ -136,11 +136,14 @@ async fn load(target: SocketAddr, host: &str, args: &Args) -> Result<Phase, Erro
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
-            let stream = TcpStream::connect(target).await.map_err(|e| Error::Client(e.to_string()))?;
-            let _ = stream.set_nodelay(true);
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            let stream = TcpStream::connect(target)
                 .await
                 .map_err(|e| Error::Client(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| Error::Client(e.to_string()))?;
             tokio::spawn(connection);
             while Instant::now() < deadline {
                 let request = Request::get("/")
@@ -149,7 +152,10 @@ async fn load(target: SocketAddr, host: &str, args: &Args) -> Result<Phase, Erro
                     .map_err(|e| Error::Client(e.to_string()))?;
                 let t0 = Instant::now();
                 let ok = match sender.send_request(request).await {
-                    Ok(response) => response.status().is_success() && response.into_body().collect().await.is_ok(),
+                    Ok(response) => {
+                        response.status().is_success()
+                            && response.into_body().collect().await.is_ok()
+                    }
                     Err(_) => false,
                 };
                 if ok {
@@ -188,7 +194,11 @@ pub async fn run(args: Args) -> Result<Report, Error> {
         None => {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            tokio::spawn(backend(listener, Bytes::from(vec![b'x'; args.body_bytes]), stop_rx.clone()));
+            tokio::spawn(backend(
+                listener,
+                Bytes::from(vec![b'x'; args.body_bytes]),
+                stop_rx.clone(),
+            ));
             addr
         }
     };
@@ -203,7 +213,11 @@ pub async fn run(args: Args) -> Result<Report, Error> {
     let direct = load(backend_addr, "bench.local", &args).await?;
     let ingress = load(ingress_addr, "bench.local", &args).await?;
     let _ = stop_tx.send(true);
-    Ok(Report { args, direct, ingress })
+    Ok(Report {
+        args,
+        direct,
+        ingress,
+    })
 }
 
 fn objects(backend: SocketAddr) -> Result<Objects, serde_json::Error> {

@@ -48,6 +48,10 @@ impl Config {
         if self.max_attempts == 0 {
             problems.push("at least one attempt per request is needed".into());
         }
-        if problems.is_empty() { Ok(()) } else { Err(Error { problems }) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error { problems })
+        }
     }
 }

@@ -66,7 +66,7 @@ impl Controller {
             shared: Arc::new(Shared {
                 routes: routes.clone(),
                 metrics,
-                pool: Pool::new(config.max_idle_per_endpoint),
+                pool: Arc::new(Pool::new(config.max_idle_per_endpoint)),
                 connect_timeout: config.connect_timeout,
                 max_attempts: config.max_attempts,
             }),
@@ -78,7 +78,12 @@ impl Controller {
     /// found (missing Services or Secrets, bad certificates...), which never stop the rest.
     pub fn update(&self, objects: &Objects) -> Vec<Problem> {
         let selector = ClassSelector::from_classes(&self.class_name, &objects.classes);
-        let table = RouteTable::build(&selector, &objects.ingresses, &objects.services, &objects.slices);
+        let table = RouteTable::build(
+            &selector,
+            &objects.ingresses,
+            &objects.services,
+            &objects.slices,
+        );
         let certs = CertStore::build(&selector, &objects.ingresses, &objects.secrets);
         let mut problems = table.problems.clone();
         problems.extend(certs.problems.iter().cloned());
@@ -109,6 +114,11 @@ impl Controller {
     ) -> Result<impl Future<Output = ()> + use<F>, tls::Error> {
         let config = tls::server_config(SniResolver::new(self.certs.clone()))?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        Ok(server::serve(listener, Some(acceptor), self.shared.clone(), shutdown))
+        Ok(server::serve(
+            listener,
+            Some(acceptor),
+            self.shared.clone(),
+            shutdown,
+        ))
     }
 }

@@ -20,7 +20,10 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(registry: &Registry) -> Result<Metrics, Error> {
         let requests = IntCounterVec::new(
-            Opts::new("skiff_ingress_requests_total", "Requests served by the ingress."),
+            Opts::new(
+                "skiff_ingress_requests_total",
+                "Requests served by the ingress.",
+            ),
             &["ingress", "service", "code"],
         )?;
         let duration = HistogramVec::new(

@@ -66,7 +66,7 @@ impl Pool {
 pub struct Shared {
     pub routes: Arc<ArcSwap<RouteTable>>,
     pub metrics: Option<Metrics>,
-    pub pool: Pool,
+    pub pool: Arc<Pool>,
     pub connect_timeout: Duration,
     /// Endpoints tried per request at most.
     pub max_attempts: usize,
@@ -112,7 +112,10 @@ fn is_upgrade<B>(request: &Request<B>) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
 }
 
 fn text(status: StatusCode, message: &str) -> Response<Body> {
@@ -122,9 +125,10 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
             .boxed(),
     );
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -157,10 +161,14 @@ pub async fn handle(
     let path = request.uri().path().to_string();
     let backend = shared.routes.load().route(&host, &path);
     let response = match &backend {
-        None => text(StatusCode::NOT_FOUND, "no ingress rule matches this host and path"),
-        Some(b) if b.endpoints.is_empty() => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "the service has no ready endpoints")
-        }
+        None => text(
+            StatusCode::NOT_FOUND,
+            "no ingress rule matches this host and path",
+        ),
+        Some(b) if b.endpoints.is_empty() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service has no ready endpoints",
+        ),
         Some(b) => forward(&shared, b, request, &host, client, scheme).await,
     };
     let status = response.status();
@@ -212,16 +220,24 @@ async fn forward(
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
     if upgrade {
-        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(previous) => format!("{previous}, {}", client.ip()),
         None => client.ip().to_string(),
     };
     if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
         parts.headers.insert("x-forwarded-for", v);
     }
-    parts.headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     if let Ok(v) = HeaderValue::from_str(host) {
         parts.headers.insert("x-forwarded-host", v.clone());
         parts.headers.insert(header::HOST, v);
@@ -239,7 +255,11 @@ async fn forward(
 
     // Connect: pooled connection, else a new one; a failed connect moves to the next endpoint.
     let mut chosen = None;
-    for endpoint in backend.attempt_order().into_iter().take(shared.max_attempts.max(1)) {
+    for endpoint in backend
+        .attempt_order()
+        .into_iter()
+        .take(shared.max_attempts.max(1))
+    {
         let sender = match (upgrade, shared.pool.take(endpoint)) {
             (false, Some(sender)) => Some(sender),
             _ => connect(shared, endpoint).await,
@@ -251,7 +271,10 @@ async fn forward(
         tracing::debug!(%endpoint, service = %backend.service, "connect failed; trying the next endpoint");
     }
     let Some((endpoint, mut sender)) = chosen else {
-        return text(StatusCode::BAD_GATEWAY, "no endpoint of the service accepted a connection");
+        return text(
+            StatusCode::BAD_GATEWAY,
+            "no endpoint of the service accepted a connection",
+        );
     };
     let upstream = Request::from_parts(parts, body);
     let mut response = match sender.send_request(upstream).await {
@@ -269,17 +292,30 @@ async fn forward(
                     Ok((client_io, backend_io)) => {
                         let mut client_io = TokioIo::new(client_io);
                         let mut backend_io = TokioIo::new(backend_io);
-                        let _ = tokio::io::copy_bidirectional(&mut client_io, &mut backend_io).await;
+                        let _ =
+                            tokio::io::copy_bidirectional(&mut client_io, &mut backend_io).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                 }
             });
         }
         let (parts, _) = response.into_parts();
-        return Response::from_parts(parts, Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
+        return Response::from_parts(
+            parts,
+            Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed(),
+        );
     }
     if !upgrade {
-        shared.pool.put(endpoint, sender);
+        // Back to the pool once the connection can take another request, i.e. after the
+        // client has read this response's body (hyper's own pool works the same way).
+        let pool = shared.pool.clone();
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                pool.put(endpoint, sender);
+            }
+        });
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);

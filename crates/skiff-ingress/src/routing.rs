@@ -66,7 +66,9 @@ impl Backend {
 
 impl PartialEq for Backend {
     fn eq(&self, other: &Self) -> bool {
-        self.ingress == other.ingress && self.service == other.service && self.endpoints == other.endpoints
+        self.ingress == other.ingress
+            && self.service == other.service
+            && self.endpoints == other.endpoints
     }
 }
 
@@ -110,7 +112,10 @@ pub struct RouteTable {
 pub fn normalize_host(host: &str) -> String {
     let host = host.trim();
     let without_port = if host.starts_with('[') {
-        host.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+        host.split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
     } else {
         host.rsplit_once(':')
             .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
@@ -125,7 +130,10 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     let prefix_segments: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
     let path_segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     path_segments.len() >= prefix_segments.len()
-        && prefix_segments.iter().zip(&path_segments).all(|(a, b)| a == b)
+        && prefix_segments
+            .iter()
+            .zip(&path_segments)
+            .all(|(a, b)| a == b)
 }
 
 /// Which Ingresses are ours.
@@ -183,11 +191,16 @@ struct Endpoints<'a> {
 }
 
 impl<'a> Endpoints<'a> {
-    fn new<S: Borrow<Service>, E: Borrow<EndpointSlice>>(services: &'a [S], slices: &'a [E]) -> Self {
+    fn new<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
+        services: &'a [S],
+        slices: &'a [E],
+    ) -> Self {
         let mut by_name = HashMap::new();
         for s in services {
             let s: &Service = s.borrow();
-            if let (Some(ns), Some(name)) = (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) {
+            if let (Some(ns), Some(name)) =
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            {
                 by_name.insert((ns, name), s);
             }
         }
@@ -195,9 +208,16 @@ impl<'a> Endpoints<'a> {
         for slice in slices {
             let slice: &EndpointSlice = slice.borrow();
             let ns = slice.metadata.namespace.as_deref();
-            let svc = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
+            let svc = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
             if let (Some(ns), Some(svc)) = (ns, svc) {
-                by_service.entry((ns, svc.as_str())).or_default().push(slice);
+                by_service
+                    .entry((ns, svc.as_str()))
+                    .or_default()
+                    .push(slice);
             }
         }
         Endpoints {
@@ -206,7 +226,11 @@ impl<'a> Endpoints<'a> {
         }
     }
 
-    fn resolve(&self, ns: &str, backend: &IngressBackend) -> Result<(String, Vec<SocketAddr>), String> {
+    fn resolve(
+        &self,
+        ns: &str,
+        backend: &IngressBackend,
+    ) -> Result<(String, Vec<SocketAddr>), String> {
         let Some(target) = backend.service.as_ref() else {
             return Err("resource backends are not supported".into());
         };
@@ -226,7 +250,12 @@ impl<'a> Endpoints<'a> {
             .ok_or_else(|| format!("service {ns}/{} has no such port", target.name))?;
         let port_name = port.name.clone().unwrap_or_default();
         let mut endpoints = BTreeSet::new();
-        for slice in self.slices.get(&(ns, target.name.as_str())).into_iter().flatten() {
+        for slice in self
+            .slices
+            .get(&(ns, target.name.as_str()))
+            .into_iter()
+            .flatten()
+        {
             let Some(target_port) = slice.ports.iter().flatten().find_map(|p| {
                 (p.name.clone().unwrap_or_default() == port_name
                     && p.protocol.as_deref().unwrap_or("TCP") == "TCP")
@@ -237,7 +266,12 @@ impl<'a> Endpoints<'a> {
                 continue;
             };
             for endpoint in &slice.endpoints {
-                if !endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true) {
+                if !endpoint
+                    .conditions
+                    .as_ref()
+                    .and_then(|c| c.ready)
+                    .unwrap_or(true)
+                {
                     continue;
                 }
                 for address in &endpoint.addresses {
@@ -253,7 +287,12 @@ impl<'a> Endpoints<'a> {
 
 impl RouteTable {
     /// Builds the table from every object of the cluster.
-    pub fn build<I, S, E>(selector: &ClassSelector, ingresses: &[I], services: &[S], slices: &[E]) -> RouteTable
+    pub fn build<I, S, E>(
+        selector: &ClassSelector,
+        ingresses: &[I],
+        services: &[S],
+        slices: &[E],
+    ) -> RouteTable
     where
         I: Borrow<Ingress>,
         S: Borrow<Service>,
@@ -269,7 +308,10 @@ impl RouteTable {
         ours.sort_by_key(|i| {
             (
                 i.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                key(i.metadata.namespace.as_deref().unwrap_or(""), i.metadata.name.as_deref().unwrap_or("")),
+                key(
+                    i.metadata.namespace.as_deref().unwrap_or(""),
+                    i.metadata.name.as_deref().unwrap_or(""),
+                ),
             )
         });
         for (rank, ingress) in ours.into_iter().enumerate() {
@@ -297,7 +339,11 @@ impl RouteTable {
                 }
             }
             for rule in spec.rules.iter().flatten() {
-                let host = rule.host.as_deref().map(normalize_host).filter(|h| !h.is_empty());
+                let host = rule
+                    .host
+                    .as_deref()
+                    .map(normalize_host)
+                    .filter(|h| !h.is_empty());
                 for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
                     let kind = match path.path_type.as_str() {
                         "Exact" => Match::Exact,
@@ -322,10 +368,12 @@ impl RouteTable {
                     list.push(rule);
                 }
             }
-            table.problems.extend(problems.into_iter().map(|message| Problem {
-                ingress: origin.clone(),
-                message,
-            }));
+            table
+                .problems
+                .extend(problems.into_iter().map(|message| Problem {
+                    ingress: origin.clone(),
+                    message,
+                }));
         }
         table
     }
@@ -334,10 +382,10 @@ impl RouteTable {
         if let Some(rules) = self.exact.get(host) {
             return rules;
         }
-        if let Some((_, suffix)) = host.split_once('.') {
-            if let Some(rules) = self.wildcard.get(suffix) {
-                return rules;
-            }
+        if let Some((_, suffix)) = host.split_once('.')
+            && let Some(rules) = self.wildcard.get(suffix)
+        {
+            return rules;
         }
         &self.any_host
     }
@@ -360,7 +408,8 @@ impl RouteTable {
                     .then(b.kind.cmp(&a.kind))
                     .then(b.rank.cmp(&a.rank))
             });
-        best.map(|r| r.backend.clone()).or_else(|| self.default_backend.clone())
+        best.map(|r| r.backend.clone())
+            .or_else(|| self.default_backend.clone())
     }
 
     /// Every host with rules (exact and wildcard), for status and logs.
@@ -368,7 +417,11 @@ impl RouteTable {
         self.exact
             .iter()
             .map(|(h, r)| (h.clone(), r.len()))
-            .chain(self.wildcard.iter().map(|(h, r)| (format!("*.{h}"), r.len())))
+            .chain(
+                self.wildcard
+                    .iter()
+                    .map(|(h, r)| (format!("*.{h}"), r.len())),
+            )
             .collect()
     }
 }

@@ -38,19 +38,26 @@ pub async fn serve(
         let shared = shared.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| proxy::handle(shared.clone(), request, client, scheme));
+            let service =
+                service_fn(move |request| proxy::handle(shared.clone(), request, client, scheme));
             let builder = auto::Builder::new(TokioExecutor::new());
             let result = match tls {
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls_stream) => builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
-                        .await,
+                    Ok(tls_stream) => {
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
+                            .await
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, %client, "TLS handshake failed");
                         return;
                     }
                 },
-                None => builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await,
+                None => {
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, %client, "connection ended with an error");

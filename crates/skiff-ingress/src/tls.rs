@@ -70,7 +70,8 @@ pub fn certified_key(secret: &Secret) -> Result<CertifiedKey, Error> {
             detail: e.to_string(),
         })?
         .ok_or(Error::Missing("private key in tls.key"))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| Error::Key(e.to_string()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| Error::Key(e.to_string()))?;
     Ok(CertifiedKey::new(chain, signing))
 }
 
@@ -84,14 +85,26 @@ impl CertStore {
         let mut by_name: HashMap<(&str, &str), &Secret> = HashMap::new();
         for s in secrets {
             let s: &Secret = s.borrow();
-            if let (Some(ns), Some(name)) = (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) {
+            if let (Some(ns), Some(name)) =
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            {
                 by_name.insert((ns, name), s);
             }
         }
         let mut store = CertStore::default();
         let mut parsed: HashMap<(String, String), Option<Arc<CertifiedKey>>> = HashMap::new();
-        let mut ours: Vec<&Ingress> = ingresses.iter().map(|i| i.borrow()).filter(|i| selector.selects(i)).collect();
-        ours.sort_by_key(|i| (i.metadata.creation_timestamp.as_ref().map(|t| t.0), i.metadata.namespace.clone(), i.metadata.name.clone()));
+        let mut ours: Vec<&Ingress> = ingresses
+            .iter()
+            .map(|i| i.borrow())
+            .filter(|i| selector.selects(i))
+            .collect();
+        ours.sort_by_key(|i| {
+            (
+                i.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                i.metadata.namespace.clone(),
+                i.metadata.name.clone(),
+            )
+        });
         for ingress in ours {
             let (Some(ns), Some(name), Some(spec)) = (
                 ingress.metadata.namespace.as_deref(),
@@ -118,7 +131,9 @@ impl CertStore {
                         let result = match by_name.get(&(ns, secret_name)) {
                             None => Err(format!("TLS secret {ns}/{secret_name} not found")),
                             Some(secret) if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) => {
-                                Err(format!("secret {ns}/{secret_name} is not of type {TLS_SECRET_TYPE}"))
+                                Err(format!(
+                                    "secret {ns}/{secret_name} is not of type {TLS_SECRET_TYPE}"
+                                ))
                             }
                             Some(secret) => certified_key(secret)
                                 .map(Arc::new)
@@ -140,14 +155,19 @@ impl CertStore {
                     continue;
                 };
                 let hosts: Vec<String> = match tls.hosts.as_deref() {
-                    Some(hosts) if !hosts.is_empty() => hosts.iter().map(|h| normalize_host(h)).collect(),
+                    Some(hosts) if !hosts.is_empty() => {
+                        hosts.iter().map(|h| normalize_host(h)).collect()
+                    }
                     _ => rule_hosts.clone(),
                 };
                 for host in hosts {
                     // The first (oldest) Ingress to claim a host keeps it.
                     match host.strip_prefix("*.") {
                         Some(suffix) => {
-                            store.wildcard.entry(suffix.to_string()).or_insert_with(|| key.clone());
+                            store
+                                .wildcard
+                                .entry(suffix.to_string())
+                                .or_insert_with(|| key.clone());
                         }
                         None => {
                             store.exact.entry(host).or_insert_with(|| key.clone());

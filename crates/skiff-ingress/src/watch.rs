@@ -45,7 +45,10 @@ fn ready<K: Resource + Clone + 'static>(store: &Store<K>) -> bool
 where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
 }
 
 /// Watches the cluster and keeps `controller` up to date until `shutdown` resolves.
@@ -75,7 +78,8 @@ pub async fn run(
                 None => return Err(Error::WatchEnded),
             },
             _ = tick.tick() => {
-                if !dirty || !(ready(&ingresses) && ready(&classes) && ready(&services) && ready(&slices) && ready(&secrets)) {
+                let synced = ready(&ingresses) && ready(&classes) && ready(&services) && ready(&slices) && ready(&secrets);
+                if !dirty || !synced {
                     continue;
                 }
                 dirty = false;

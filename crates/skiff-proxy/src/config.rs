@@ -35,8 +35,8 @@ pub struct Config {
     pub conntrack_command: Option<Vec<String>>,
     /// Cluster DNS.
     pub dns: crate::dns::Config,
-    /// Where the cluster DNS listens (UDP and TCP); the shell adds the address to a dummy
-    /// interface when it is not local. Default 10.43.0.10:53.
+    /// Where the cluster DNS listens (UDP and TCP); `skiff proxy` adds the address to `lo` when
+    /// it is not local. Default 10.43.0.10:53.
     pub dns_listen: SocketAddr,
     /// Where the host's resolvers are listed (default /etc/resolv.conf).
     pub resolv_conf: PathBuf,

@@ -50,7 +50,10 @@ impl Config {
                     && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
         if !labels_ok {
-            problems.push(format!("cluster domain {:?} is not a DNS name", self.domain));
+            problems.push(format!(
+                "cluster domain {:?} is not a DNS name",
+                self.domain
+            ));
         }
         if self.forward_concurrency == 0 {
             problems.push("DNS forward concurrency must be at least 1".into());

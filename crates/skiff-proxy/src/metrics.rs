@@ -40,7 +40,10 @@ impl Metrics {
             "Chains in table ip skiff after the last successful sync.",
         )?;
         let dns_queries = IntCounterVec::new(
-            Opts::new("skiff_dns_queries_total", "DNS queries answered, by outcome."),
+            Opts::new(
+                "skiff_dns_queries_total",
+                "DNS queries answered, by outcome.",
+            ),
             &["outcome"],
         )?;
         registry.register(Box::new(sync_duration.clone()))?;
@@ -58,7 +61,8 @@ impl Metrics {
     pub fn observe_sync(&self, elapsed: Duration, ok: bool, rules: &RuleSet) {
         self.sync_duration.observe(elapsed.as_secs_f64());
         if ok {
-            self.chains.set(i64::try_from(rules.chains.len()).unwrap_or(i64::MAX));
+            self.chains
+                .set(i64::try_from(rules.chains.len()).unwrap_or(i64::MAX));
         } else {
             self.sync_failures.inc();
         }

@@ -141,9 +141,7 @@ pub fn service_ports<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
         });
         let node_ports_allowed = matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
         let empty = Vec::new();
-        let own_slices = by_service
-            .get(&(namespace, name))
-            .unwrap_or(&empty);
+        let own_slices = by_service.get(&(namespace, name)).unwrap_or(&empty);
         for port in spec.ports.iter().flatten() {
             let Some(protocol) = Protocol::parse(port.protocol.as_deref()) else {
                 continue;
@@ -181,7 +179,10 @@ pub fn service_ports<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
 
 fn cluster_ipv4s(cluster_ip: Option<&str>, cluster_ips: Option<&[String]>) -> Vec<Ipv4Addr> {
     let mut ips = BTreeSet::new();
-    for ip in cluster_ip.into_iter().chain(cluster_ips.into_iter().flatten().map(String::as_str)) {
+    for ip in cluster_ip
+        .into_iter()
+        .chain(cluster_ips.into_iter().flatten().map(String::as_str))
+    {
         if let Ok(ip) = ip.parse::<Ipv4Addr>() {
             ips.insert(ip);
         }
@@ -221,7 +222,9 @@ pub fn slices_by_service_any_family<E: Borrow<EndpointSlice>>(
         else {
             continue;
         };
-        map.entry((namespace, service.as_str())).or_default().push(slice);
+        map.entry((namespace, service.as_str()))
+            .or_default()
+            .push(slice);
     }
     map
 }
@@ -252,8 +255,8 @@ fn endpoints_for(
             let is_ready = conditions.and_then(|c| c.ready).unwrap_or(true);
             let serving = conditions.and_then(|c| c.serving).unwrap_or(is_ready);
             let is_terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-            let local = endpoint.node_name.as_deref() == Some(node.name.as_str())
-                && !node.name.is_empty();
+            let local =
+                endpoint.node_name.as_deref() == Some(node.name.as_str()) && !node.name.is_empty();
             for address in &endpoint.addresses {
                 let Ok(ip) = address.parse::<Ipv4Addr>() else {
                     continue;

@@ -59,7 +59,12 @@ impl Netns {
 
     /// `ip netns exec <name>`, to put before a command.
     pub fn prefix(&self) -> Vec<String> {
-        vec!["ip".into(), "netns".into(), "exec".into(), self.name.clone()]
+        vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            self.name.clone(),
+        ]
     }
 
     /// Runs a command inside the namespace.
@@ -82,10 +87,10 @@ pub fn delete_by_prefix(prefix: &str) {
         return;
     };
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        if let Some(name) = line.split_whitespace().next() {
-            if name.starts_with(prefix) {
-                let _ = run(&["ip", "netns", "del", name]);
-            }
+        if let Some(name) = line.split_whitespace().next()
+            && name.starts_with(prefix)
+        {
+            let _ = run(&["ip", "netns", "del", name]);
         }
     }
 }

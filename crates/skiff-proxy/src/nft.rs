@@ -61,7 +61,11 @@ impl Nft {
         command
             .args(prefix)
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -78,10 +82,13 @@ impl Nft {
                 })?;
             drop(pipe);
         }
-        let output = child.wait_with_output().await.map_err(|source| Error::Spawn {
-            program: program.clone(),
-            source,
-        })?;
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|source| Error::Spawn {
+                program: program.clone(),
+                source,
+            })?;
         if !output.status.success() {
             return Err(Error::Failed {
                 status: output.status.to_string(),
@@ -164,5 +171,8 @@ pub fn stale_udp_endpoints(previous: &RuleSet, desired: &RuleSet) -> BTreeSet<St
             .collect()
     };
     let now = targets(desired);
-    targets(previous).into_iter().filter(|ip| !now.contains(ip)).collect()
+    targets(previous)
+        .into_iter()
+        .filter(|ip| !now.contains(ip))
+        .collect()
 }

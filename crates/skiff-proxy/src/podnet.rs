@@ -164,8 +164,14 @@ pub async fn apply(runner: &Runner, plan: &Plan) -> Result<()> {
     let proto = ROUTE_PROTOCOL.to_string();
     for route in &plan.routes {
         let args: Vec<String> = [
-            "-4", "route", "replace", &route.destination.to_string(), "via",
-            &route.via.to_string(), "proto", &proto,
+            "-4",
+            "route",
+            "replace",
+            &route.destination.to_string(),
+            "via",
+            &route.via.to_string(),
+            "proto",
+            &proto,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -173,10 +179,22 @@ pub async fn apply(runner: &Runner, plan: &Plan) -> Result<()> {
         runner.run("ip", &args).await?;
     }
     let listed = runner
-        .run("ip", &["-4".into(), "route".into(), "show".into(), "proto".into(), proto.clone()])
+        .run(
+            "ip",
+            &[
+                "-4".into(),
+                "route".into(),
+                "show".into(),
+                "proto".into(),
+                proto.clone(),
+            ],
+        )
         .await?;
     let wanted: BTreeSet<Ipv4Net> = plan.routes.iter().map(|r| r.destination).collect();
-    for stale in parse_routes(&listed).into_iter().filter(|d| !wanted.contains(d)) {
+    for stale in parse_routes(&listed)
+        .into_iter()
+        .filter(|d| !wanted.contains(d))
+    {
         let args: Vec<String> = ["-4", "route", "del", &stale.to_string(), "proto", &proto]
             .iter()
             .map(|s| s.to_string())
@@ -205,7 +223,13 @@ pub async fn ensure_local_address(runner: &Runner, address: Ipv4Addr) -> Result<
     runner
         .run(
             "ip",
-            &["addr".into(), "replace".into(), format!("{address}/32"), "dev".into(), "lo".into()],
+            &[
+                "addr".into(),
+                "replace".into(),
+                format!("{address}/32"),
+                "dev".into(),
+                "lo".into(),
+            ],
         )
         .await?;
     Ok(())
@@ -217,11 +241,30 @@ pub async fn ensure_local_address(runner: &Runner, address: Ipv4Addr) -> Result<
 /// ports), as the kubelet does with its hairpin-veth mode.
 pub async fn ensure_hairpin(runner: &Runner, bridge: &str) -> Result<()> {
     let listing = runner
-        .run("ip", &["-o".into(), "link".into(), "show".into(), "master".into(), bridge.into()])
+        .run(
+            "ip",
+            &[
+                "-o".into(),
+                "link".into(),
+                "show".into(),
+                "master".into(),
+                bridge.into(),
+            ],
+        )
         .await?;
     for port in parse_link_names(&listing) {
         runner
-            .run("bridge", &["link".into(), "set".into(), "dev".into(), port, "hairpin".into(), "on".into()])
+            .run(
+                "bridge",
+                &[
+                    "link".into(),
+                    "set".into(),
+                    "dev".into(),
+                    port,
+                    "hairpin".into(),
+                    "on".into(),
+                ],
+            )
             .await?;
     }
     Ok(())

@@ -47,8 +47,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            cluster_cidr: Ipv4Net::new(Ipv4Addr::new(10, 42, 0, 0), 16)
-                .unwrap_or_default(),
+            cluster_cidr: Ipv4Net::new(Ipv4Addr::new(10, 42, 0, 0), 16).unwrap_or_default(),
             nodeport_addresses: Vec::new(),
         }
     }
@@ -133,15 +132,40 @@ fn fixed_chains(set: &mut RuleSet, config: &Config) {
     };
     let filter = |hook: &str| format!("type filter hook {hook} priority -110; policy accept;");
     let r = |s: &str| vec![s.to_string()];
-    chain(set, "nat-prerouting", Some(&nat("prerouting", "dstnat")), r("jump services"));
-    chain(set, "nat-output", Some(&nat("output", "-100")), r("jump services"));
-    chain(set, "nat-postrouting", Some(&nat("postrouting", "srcnat")), r("jump masquerading"));
+    chain(
+        set,
+        "nat-prerouting",
+        Some(&nat("prerouting", "dstnat")),
+        r("jump services"),
+    );
+    chain(
+        set,
+        "nat-output",
+        Some(&nat("output", "-100")),
+        r("jump services"),
+    );
+    chain(
+        set,
+        "nat-postrouting",
+        Some(&nat("postrouting", "srcnat")),
+        r("jump masquerading"),
+    );
     let both_checks = vec![
         "ct state new jump nodeport-endpoints-check".to_string(),
         "ct state new jump service-endpoints-check".to_string(),
     ];
-    chain(set, "filter-input", Some(&filter("input")), both_checks.clone());
-    chain(set, "filter-forward", Some(&filter("forward")), r("ct state new jump service-endpoints-check"));
+    chain(
+        set,
+        "filter-input",
+        Some(&filter("input")),
+        both_checks.clone(),
+    );
+    chain(
+        set,
+        "filter-forward",
+        Some(&filter("forward")),
+        r("ct state new jump service-endpoints-check"),
+    );
     chain(set, "filter-output", Some(&filter("output")), both_checks);
     let nodeports = nodeport_match(config);
     chain(
@@ -157,19 +181,26 @@ fn fixed_chains(set: &mut RuleSet, config: &Config) {
         set,
         "service-endpoints-check",
         None,
-        r(&format!("ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}")),
+        r(&format!(
+            "ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"
+        )),
     );
     chain(
         set,
         "nodeport-endpoints-check",
         None,
-        r(&format!("{nodeports} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}")),
+        r(&format!(
+            "{nodeports} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"
+        )),
     );
     chain(
         set,
         REJECT_CHAIN,
         None,
-        vec!["meta l4proto tcp reject with tcp reset".into(), "reject".into()],
+        vec![
+            "meta l4proto tcp reject with tcp reset".into(),
+            "reject".into(),
+        ],
     );
     chain(
         set,
@@ -185,7 +216,9 @@ fn fixed_chains(set: &mut RuleSet, config: &Config) {
         set,
         MARK_CHAIN,
         None,
-        r(&format!("meta mark set meta mark | 0x{MASQUERADE_MARK:08x}")),
+        r(&format!(
+            "meta mark set meta mark | 0x{MASQUERADE_MARK:08x}"
+        )),
     );
     let four = "ipv4_addr . inet_proto . inet_service : verdict";
     let two = "inet_proto . inet_service : verdict";
@@ -219,7 +252,12 @@ pub fn short_hash(input: &str) -> String {
 }
 
 fn readable(port: &ServicePort) -> String {
-    let mut name = format!("{}-{}-{}", port.namespace, port.service, port.protocol.nft());
+    let mut name = format!(
+        "{}-{}-{}",
+        port.namespace,
+        port.service,
+        port.protocol.nft()
+    );
     if !port.port_name.is_empty() {
         name.push('-');
         name.push_str(&port.port_name);
@@ -313,7 +351,11 @@ fn add_service_port(set: &mut RuleSet, port: &ServicePort, config: &Config) {
         chain(set, &svl, None, rules);
     }
     // Endpoint chains for every endpoint some balancing chain can reach.
-    let reachable: Vec<&Endpoint> = if needs_svc { all.clone() } else { local.clone() };
+    let reachable: Vec<&Endpoint> = if needs_svc {
+        all.clone()
+    } else {
+        local.clone()
+    };
     for endpoint in &reachable {
         let mut rules = vec![format!("ip saddr {} jump {MARK_CHAIN}", endpoint.ip)];
         if let Some(timeout) = port.affinity_timeout {
@@ -338,7 +380,14 @@ fn add_service_port(set: &mut RuleSet, port: &ServicePort, config: &Config) {
     };
     for ip in &port.cluster_ips {
         let key = format!("{ip} . {proto} . {}", port.port);
-        insert_verdict(set, &key, internal_target.as_ref(), internal_empty, SERVICE_IPS, NO_ENDPOINT_SERVICES);
+        insert_verdict(
+            set,
+            &key,
+            internal_target.as_ref(),
+            internal_empty,
+            SERVICE_IPS,
+            NO_ENDPOINT_SERVICES,
+        );
     }
     // NodePort.
     let Some(node_port) = port.node_port else {
@@ -361,12 +410,23 @@ fn add_service_port(set: &mut RuleSet, port: &ServicePort, config: &Config) {
         ext_rules.push(format!("jump {MARK_CHAIN}"));
         ext_rules.push(format!("goto {svc}"));
     }
-    let reachable_externally = if port.external_local { needs_svl } else { needs_svc };
+    let reachable_externally = if port.external_local {
+        needs_svl
+    } else {
+        needs_svc
+    };
     if reachable_externally {
         chain(set, &ext, None, ext_rules);
     }
     let target = reachable_externally.then(|| format!("goto {ext}"));
-    insert_verdict(set, &key, target.as_ref(), all.is_empty(), SERVICE_NODEPORTS, NO_ENDPOINT_NODEPORTS);
+    insert_verdict(
+        set,
+        &key,
+        target.as_ref(),
+        all.is_empty(),
+        SERVICE_NODEPORTS,
+        NO_ENDPOINT_NODEPORTS,
+    );
 }
 
 /// Routes a key to its chain, or to the no-endpoint map: rejected when the Service has no

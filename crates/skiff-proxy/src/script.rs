@@ -110,7 +110,11 @@ pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing
         }
         if !removed.is_empty() {
             let keys: Vec<&str> = removed.iter().map(|k| k.as_str()).collect();
-            let _ = writeln!(out, "delete element ip {TABLE} {name} {{ {} }}", keys.join(", "));
+            let _ = writeln!(
+                out,
+                "delete element ip {TABLE} {name} {{ {} }}",
+                keys.join(", ")
+            );
         }
         add_elements(
             &mut out,
@@ -135,12 +139,22 @@ pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing
             .cloned()
             .collect::<BTreeSet<String>>()
     };
-    let known_chains: BTreeSet<&String> = existing.chains.iter().chain(before.chains.keys()).collect();
+    let known_chains: BTreeSet<&String> =
+        existing.chains.iter().chain(before.chains.keys()).collect();
     let known_maps: BTreeSet<&String> = existing.maps.iter().chain(before.maps.keys()).collect();
     let known_sets: BTreeSet<&String> = existing.sets.iter().chain(before.sets.keys()).collect();
-    let stale_chains = stale(&|n| desired.chains.contains_key(n), &mut known_chains.into_iter());
-    let stale_maps = stale(&|n| desired.maps.contains_key(n), &mut known_maps.into_iter());
-    let stale_sets = stale(&|n| desired.sets.contains_key(n), &mut known_sets.into_iter());
+    let stale_chains = stale(
+        &|n| desired.chains.contains_key(n),
+        &mut known_chains.into_iter(),
+    );
+    let stale_maps = stale(
+        &|n| desired.maps.contains_key(n),
+        &mut known_maps.into_iter(),
+    );
+    let stale_sets = stale(
+        &|n| desired.sets.contains_key(n),
+        &mut known_sets.into_iter(),
+    );
     for name in &stale_chains {
         let _ = writeln!(out, "flush chain ip {TABLE} {name}");
     }
@@ -164,7 +178,11 @@ fn add_elements<'a>(
 ) {
     let all: Vec<String> = elements.map(|(k, v)| format!("{k} : {v}")).collect();
     for batch in all.chunks(1000) {
-        let _ = writeln!(out, "add element ip {TABLE} {map} {{ {} }}", batch.join(", "));
+        let _ = writeln!(
+            out,
+            "add element ip {TABLE} {map} {{ {} }}",
+            batch.join(", ")
+        );
     }
 }
 

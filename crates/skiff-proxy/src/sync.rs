@@ -58,7 +58,9 @@ impl Pacer {
             self.min_interval
         } else {
             let factor = 1u32 << self.failures.min(16);
-            self.min_interval.saturating_mul(factor).min(self.max_backoff)
+            self.min_interval
+                .saturating_mul(factor)
+                .min(self.max_backoff)
         };
         Some((last + wait).max(now))
     }

@@ -137,14 +137,20 @@ async fn watch_cluster(
     let (slices, slices_writer) = reflector::store::<EndpointSlice>();
     let service_events = reflector(
         services_writer,
-        watcher(Api::<Service>::all(client.clone()), watcher::Config::default()),
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .map(|_| ())
     .boxed();
     let slice_events = reflector(
         slices_writer,
-        watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()),
+        watcher(
+            Api::<EndpointSlice>::all(client),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .map(|_| ())

@@ -62,11 +62,34 @@ impl Topology {
         run(&["ip", "-n", &n, "link", "add", "br0", "type", "bridge"])?;
         run(&["ip", "-n", &n, "addr", "add", "10.42.0.1/24", "dev", "br0"])?;
         run(&["ip", "-n", &n, "link", "set", "br0", "up"])?;
-        topology.node.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-        run(&["ip", "-n", &n, "link", "add", "pc", "type", "veth", "peer", "name", "eth0", "netns", &c])?;
-        run(&["ip", "-n", &n, "addr", "add", &format!("{NODE_IP}/24"), "dev", "pc"])?;
+        topology
+            .node
+            .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        run(&[
+            "ip", "-n", &n, "link", "add", "pc", "type", "veth", "peer", "name", "eth0", "netns",
+            &c,
+        ])?;
+        run(&[
+            "ip",
+            "-n",
+            &n,
+            "addr",
+            "add",
+            &format!("{NODE_IP}/24"),
+            "dev",
+            "pc",
+        ])?;
         run(&["ip", "-n", &n, "link", "set", "pc", "up"])?;
-        run(&["ip", "-n", &c, "addr", "add", "192.168.77.2/24", "dev", "eth0"])?;
+        run(&[
+            "ip",
+            "-n",
+            &c,
+            "addr",
+            "add",
+            "192.168.77.2/24",
+            "dev",
+            "eth0",
+        ])?;
         run(&["ip", "-n", &c, "link", "set", "eth0", "up"])?;
         run(&["ip", "-n", &c, "route", "add", "default", "via", NODE_IP])?;
         // Stands in for the node's default route: service IPs are routable.
@@ -75,11 +98,32 @@ impl Topology {
             let pod = Netns::create(&format!("{prefix}ep{i}"))?;
             let p = pod.name().to_string();
             let port = format!("p{i}");
-            run(&["ip", "-n", &n, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &p])?;
+            run(&[
+                "ip", "-n", &n, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &p,
+            ])?;
             run(&["ip", "-n", &n, "link", "set", &port, "master", "br0", "up"])?;
-            run(&["ip", "-n", &p, "addr", "add", &format!("{}/24", pod_ip(i)), "dev", "eth0"])?;
+            run(&[
+                "ip",
+                "-n",
+                &p,
+                "addr",
+                "add",
+                &format!("{}/24", pod_ip(i)),
+                "dev",
+                "eth0",
+            ])?;
             run(&["ip", "-n", &p, "link", "set", "eth0", "up"])?;
-            run(&["ip", "-n", &p, "route", "add", "default", "via", "10.42.0.1"])?;
+            run(&[
+                "ip",
+                "-n",
+                &p,
+                "route",
+                "add",
+                "default",
+                "via",
+                "10.42.0.1",
+            ])?;
             // HTTP on 8080 answering the pod's name; an echo server on 9000 that first names the pod.
             let www = topology.dir.path().join(format!("www{i}"));
             std::fs::create_dir_all(&www)?;
@@ -88,13 +132,17 @@ impl Topology {
             std::fs::write(&echo, format!("#!/bin/sh\necho ep{i}\nexec cat\n"))?;
             run(&["chmod", "+x", &echo.to_string_lossy()])?;
             let httpd = Command::new("ip")
-                .args(["netns", "exec", &p, "busybox", "httpd", "-f", "-p", "8080", "-h"])
+                .args([
+                    "netns", "exec", &p, "busybox", "httpd", "-f", "-p", "8080", "-h",
+                ])
                 .arg(&www)
                 .stdin(Stdio::null())
                 .spawn()?;
             topology.children.push(httpd);
             let nc = Command::new("ip")
-                .args(["netns", "exec", &p, "busybox", "nc", "-ll", "-p", "9000", "-e"])
+                .args([
+                    "netns", "exec", &p, "busybox", "nc", "-ll", "-p", "9000", "-e",
+                ])
                 .arg(&echo)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -103,7 +151,9 @@ impl Topology {
             topology.pods.push(pod);
         }
         // As the agent must on its bridge: pods reaching themselves through a Service.
-        let runner = skiff_proxy::podnet::Runner { prefix: topology.node.prefix() };
+        let runner = skiff_proxy::podnet::Runner {
+            prefix: topology.node.prefix(),
+        };
         skiff_proxy::podnet::ensure_hairpin(&runner, "br0").await?;
         // Wait until every pod's servers answer directly.
         for i in 1..=pods {
@@ -151,7 +201,10 @@ fn wait_for(what: &str, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
 }
 
 fn service(name: &str, spec: Value) -> Service {
-    serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec})).expect("service")
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}),
+    )
+    .expect("service")
 }
 
 fn slice(service: &str, port: u16, pods: &[usize]) -> EndpointSlice {
@@ -169,7 +222,14 @@ fn slice(service: &str, port: u16, pods: &[usize]) -> EndpointSlice {
 }
 
 fn rules(services: &[Service], slices: &[EndpointSlice]) -> skiff_proxy::rules::RuleSet {
-    build_rules(services, slices, &NodeInfo { name: "node".into() }, &Config::default())
+    build_rules(
+        services,
+        slices,
+        &NodeInfo {
+            name: "node".into(),
+        },
+        &Config::default(),
+    )
 }
 
 fn web(extra: Value) -> Service {
@@ -184,25 +244,37 @@ fn web(extra: Value) -> Service {
 async fn cluster_ip_reaches_every_endpoint_and_follows_changes() -> Result<()> {
     let t = Topology::new("a", 3).await?;
     let mut nft = t.nft();
-    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1, 2, 3])])).await?;
+    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1, 2, 3])]))
+        .await?;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..60 {
-        let body = t.get(&t.client, "http://10.43.0.20/").map_err(anyhow::Error::msg)?;
+        let body = t
+            .get(&t.client, "http://10.43.0.20/")
+            .map_err(anyhow::Error::msg)?;
         seen.insert(body);
     }
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["ep1", "ep2", "ep3"]);
 
     // ep2 leaves: an incremental sync, and it is never reached again.
-    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1, 3])])).await?;
+    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1, 3])]))
+        .await?;
     for _ in 0..30 {
-        let body = t.get(&t.client, "http://10.43.0.20/").map_err(anyhow::Error::msg)?;
+        let body = t
+            .get(&t.client, "http://10.43.0.20/")
+            .map_err(anyhow::Error::msg)?;
         assert_ne!(body, "ep2");
     }
     // A fresh proxy (restart) converges from whatever is in the table.
     let mut restarted = t.nft();
-    restarted.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[2])])).await?;
+    restarted
+        .sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[2])]))
+        .await?;
     for _ in 0..10 {
-        assert_eq!(t.get(&t.client, "http://10.43.0.20/").map_err(anyhow::Error::msg)?, "ep2");
+        assert_eq!(
+            t.get(&t.client, "http://10.43.0.20/")
+                .map_err(anyhow::Error::msg)?,
+            "ep2"
+        );
     }
     Ok(())
 }
@@ -210,11 +282,17 @@ async fn cluster_ip_reaches_every_endpoint_and_follows_changes() -> Result<()> {
 #[tokio::test]
 async fn node_port_answers_on_the_node_address() -> Result<()> {
     let t = Topology::new("b", 2).await?;
-    let spec = json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]});
-    t.nft().sync(&rules(&[web(spec)], &[slice("web", 8080, &[1, 2])])).await?;
+    let spec =
+        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]});
+    t.nft()
+        .sync(&rules(&[web(spec)], &[slice("web", 8080, &[1, 2])]))
+        .await?;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..30 {
-        seen.insert(t.get(&t.client, &format!("http://{NODE_IP}:30080/")).map_err(anyhow::Error::msg)?);
+        seen.insert(
+            t.get(&t.client, &format!("http://{NODE_IP}:30080/"))
+                .map_err(anyhow::Error::msg)?,
+        );
     }
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["ep1", "ep2"]);
     // The cluster IP works too, and a pod reaches the node port on the bridge address.
@@ -226,18 +304,34 @@ async fn node_port_answers_on_the_node_address() -> Result<()> {
 #[tokio::test]
 async fn services_without_endpoints_refuse_at_once() -> Result<()> {
     let t = Topology::new("c", 1).await?;
-    let spec = json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30090, "protocol": "TCP"}]});
-    t.nft().sync(&rules(&[web(spec)], &[slice("web", 8080, &[])])).await?;
+    let spec =
+        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30090, "protocol": "TCP"}]});
+    t.nft()
+        .sync(&rules(&[web(spec)], &[slice("web", 8080, &[])]))
+        .await?;
     let started = Instant::now();
-    let error = t.get(&t.client, "http://10.43.0.20/").expect_err("must fail");
-    assert!(error.contains("(7)"), "expected a refusal (TCP reset, curl error 7), got: {error}");
-    let error = t.get(&t.client, &format!("http://{NODE_IP}:30090/")).expect_err("must fail");
+    let error = t
+        .get(&t.client, "http://10.43.0.20/")
+        .expect_err("must fail");
+    assert!(
+        error.contains("(7)"),
+        "expected a refusal (TCP reset, curl error 7), got: {error}"
+    );
+    let error = t
+        .get(&t.client, &format!("http://{NODE_IP}:30090/"))
+        .expect_err("must fail");
     assert!(error.contains("(7)"), "node port: {error}");
     // From a pod, forwarded traffic is refused as well.
-    let error = t.get(&t.pods[0], "http://10.43.0.20/").expect_err("must fail");
+    let error = t
+        .get(&t.pods[0], "http://10.43.0.20/")
+        .expect_err("must fail");
     assert!(error.contains("(7)"), "from a pod: {error}");
     // Refusals, not 3-second timeouts.
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -246,17 +340,40 @@ async fn session_affinity_sticks_to_one_endpoint() -> Result<()> {
     let t = Topology::new("d", 3).await?;
     let spec = json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}});
     let mut nft = t.nft();
-    nft.sync(&rules(&[web(spec.clone())], &[slice("web", 8080, &[1, 2, 3])])).await?;
-    let first = t.get(&t.client, "http://10.43.0.20/").map_err(anyhow::Error::msg)?;
+    nft.sync(&rules(
+        &[web(spec.clone())],
+        &[slice("web", 8080, &[1, 2, 3])],
+    ))
+    .await?;
+    let first = t
+        .get(&t.client, "http://10.43.0.20/")
+        .map_err(anyhow::Error::msg)?;
     for _ in 0..20 {
-        assert_eq!(t.get(&t.client, "http://10.43.0.20/").map_err(anyhow::Error::msg)?, first);
+        assert_eq!(
+            t.get(&t.client, "http://10.43.0.20/")
+                .map_err(anyhow::Error::msg)?,
+            first
+        );
     }
     // Stickiness survives an unrelated update and a proxy restart (the sets are kept).
-    let other = service("other", json!({"clusterIP": "10.43.0.21", "ports": [{"port": 80}]}));
-    nft.sync(&rules(&[web(spec.clone()), other], &[slice("web", 8080, &[1, 2, 3])])).await?;
-    t.nft().sync(&rules(&[web(spec)], &[slice("web", 8080, &[1, 2, 3])])).await?;
+    let other = service(
+        "other",
+        json!({"clusterIP": "10.43.0.21", "ports": [{"port": 80}]}),
+    );
+    nft.sync(&rules(
+        &[web(spec.clone()), other],
+        &[slice("web", 8080, &[1, 2, 3])],
+    ))
+    .await?;
+    t.nft()
+        .sync(&rules(&[web(spec)], &[slice("web", 8080, &[1, 2, 3])]))
+        .await?;
     for _ in 0..10 {
-        assert_eq!(t.get(&t.client, "http://10.43.0.20/").map_err(anyhow::Error::msg)?, first);
+        assert_eq!(
+            t.get(&t.client, "http://10.43.0.20/")
+                .map_err(anyhow::Error::msg)?,
+            first
+        );
     }
     Ok(())
 }
@@ -264,10 +381,20 @@ async fn session_affinity_sticks_to_one_endpoint() -> Result<()> {
 #[tokio::test]
 async fn a_pod_reaches_itself_through_its_service() -> Result<()> {
     let t = Topology::new("e", 2).await?;
-    t.nft().sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1])])).await?;
+    t.nft()
+        .sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1])]))
+        .await?;
     for _ in 0..5 {
-        assert_eq!(t.get(&t.pods[0], "http://10.43.0.20/").map_err(anyhow::Error::msg)?, "ep1");
-        assert_eq!(t.get(&t.pods[1], "http://10.43.0.20/").map_err(anyhow::Error::msg)?, "ep1");
+        assert_eq!(
+            t.get(&t.pods[0], "http://10.43.0.20/")
+                .map_err(anyhow::Error::msg)?,
+            "ep1"
+        );
+        assert_eq!(
+            t.get(&t.pods[1], "http://10.43.0.20/")
+                .map_err(anyhow::Error::msg)?,
+            "ep1"
+        );
     }
     Ok(())
 }
@@ -277,7 +404,10 @@ async fn established_connections_survive_rule_swaps_and_restarts() -> Result<()>
     let t = Topology::new("f", 2).await?;
     let echo = |pods: &[usize]| {
         (
-            vec![service("echo", json!({"clusterIP": "10.43.0.30", "ports": [{"port": 90}]}))],
+            vec![service(
+                "echo",
+                json!({"clusterIP": "10.43.0.30", "ports": [{"port": 90}]}),
+            )],
             vec![slice("echo", 9000, pods)],
         )
     };
@@ -285,7 +415,15 @@ async fn established_connections_survive_rule_swaps_and_restarts() -> Result<()>
     let mut nft = t.nft();
     nft.sync(&rules(&services, &slices)).await?;
     let mut child = tokio::process::Command::new("ip")
-        .args(["netns", "exec", t.client.name(), "busybox", "nc", "10.43.0.30", "90"])
+        .args([
+            "netns",
+            "exec",
+            t.client.name(),
+            "busybox",
+            "nc",
+            "10.43.0.30",
+            "90",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -310,7 +448,9 @@ async fn established_connections_survive_rule_swaps_and_restarts() -> Result<()>
     Ok(())
 }
 
-async fn line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>) -> Result<String> {
+async fn line<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+) -> Result<String> {
     tokio::time::timeout(Duration::from_secs(5), lines.next_line())
         .await
         .context("no answer within 5 s")?
@@ -322,16 +462,25 @@ async fn line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R
 async fn cleanup_removes_only_our_table() -> Result<()> {
     let t = Topology::new("g", 1).await?;
     t.node.exec(&["nft", "add", "table", "ip", "other"])?;
-    t.node.exec(&["nft", "add", "chain", "ip", "other", "keep"])?;
+    t.node
+        .exec(&["nft", "add", "chain", "ip", "other", "keep"])?;
     let mut nft = t.nft();
-    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1])])).await?;
-    let tables = String::from_utf8_lossy(&t.node.exec(&["nft", "list", "tables"])?.stdout).to_string();
-    assert!(tables.contains("table ip skiff") && tables.contains("table ip other"), "{tables}");
+    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1])]))
+        .await?;
+    let tables =
+        String::from_utf8_lossy(&t.node.exec(&["nft", "list", "tables"])?.stdout).to_string();
+    assert!(
+        tables.contains("table ip skiff") && tables.contains("table ip other"),
+        "{tables}"
+    );
     nft.cleanup().await?;
-    let tables = String::from_utf8_lossy(&t.node.exec(&["nft", "list", "tables"])?.stdout).to_string();
+    let tables =
+        String::from_utf8_lossy(&t.node.exec(&["nft", "list", "tables"])?.stdout).to_string();
     assert!(!tables.contains("skiff"), "{tables}");
     assert!(tables.contains("table ip other"), "{tables}");
-    let chain = t.node.exec(&["nft", "list", "chain", "ip", "other", "keep"]);
+    let chain = t
+        .node
+        .exec(&["nft", "list", "chain", "ip", "other", "keep"]);
     assert!(chain.is_ok());
     // Cleaning up twice is fine; traffic to the service no longer reaches the pod.
     nft.cleanup().await?;

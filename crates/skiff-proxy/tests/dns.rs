@@ -39,8 +39,17 @@ async fn start(domain: &str, model: DnsModel, upstreams: Vec<SocketAddr>) -> Res
     let tcp = TcpListener::bind("127.0.0.1:0").await?;
     let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
     let (model_tx, model_rx) = watch::channel(Arc::new(model));
-    let config = Config { domain: domain.into(), upstream_timeout: Duration::from_millis(500), ..Config::default() };
-    let handler = server::Handler::new(model_rx, Forwarder::new(upstreams, &config), config.ttl, None);
+    let config = Config {
+        domain: domain.into(),
+        upstream_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let handler = server::Handler::new(
+        model_rx,
+        Forwarder::new(upstreams, &config),
+        config.ttl,
+        None,
+    );
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         let _ = server::serve(handler, udp, Some(tcp), async move {
@@ -48,14 +57,22 @@ async fn start(domain: &str, model: DnsModel, upstreams: Vec<SocketAddr>) -> Res
         })
         .await;
     });
-    Ok(Running { udp: udp_addr, tcp: tcp_addr, model: model_tx, stop: stop_tx, task })
+    Ok(Running {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        model: model_tx,
+        stop: stop_tx,
+        task,
+    })
 }
 
 fn query(name: &str, kind: RecordType) -> Result<(u16, Vec<u8>)> {
     let id: u16 = rand::random();
     let mut message = Message::new(id, MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = true;
-    message.queries.push(Query::query(Name::from_str(name)?, kind));
+    message
+        .queries
+        .push(Query::query(Name::from_str(name)?, kind));
     Ok((id, message.to_vec()?))
 }
 
@@ -103,9 +120,11 @@ fn addresses(message: &Message) -> Vec<Ipv4Addr> {
 fn cluster() -> (Vec<Service>, Vec<EndpointSlice>) {
     let services = vec![
         serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"},
-            "spec": {"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80}]}})).expect("svc"),
+            "spec": {"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80}]}}))
+        .expect("svc"),
         serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "default"},
-            "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}})).expect("svc"),
+            "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}}))
+        .expect("svc"),
     ];
     let slices = vec![serde_json::from_value(json!({
         "metadata": {"name": "db-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "db"}},
@@ -122,7 +141,12 @@ fn cluster() -> (Vec<Service>, Vec<EndpointSlice>) {
 #[tokio::test]
 async fn answers_the_cluster_zone_over_udp_and_tcp() -> Result<()> {
     let (services, slices) = cluster();
-    let dns = start("cluster.local", DnsModel::build("cluster.local", &services, &slices), vec![]).await?;
+    let dns = start(
+        "cluster.local",
+        DnsModel::build("cluster.local", &services, &slices),
+        vec![],
+    )
+    .await?;
 
     let a = ask_udp(dns.udp, "web.default.svc.cluster.local.", RecordType::A).await?;
     assert_eq!(a.metadata.response_code, ResponseCode::NoError);
@@ -130,12 +154,20 @@ async fn answers_the_cluster_zone_over_udp_and_tcp() -> Result<()> {
     assert_eq!(addresses(&a), [Ipv4Addr::new(10, 43, 0, 20)]);
 
     let headless = ask_tcp(dns.tcp, "db.default.svc.cluster.local.", RecordType::A).await?;
-    assert_eq!(addresses(&headless), [Ipv4Addr::new(10, 42, 0, 7), Ipv4Addr::new(10, 42, 1, 8)]);
+    assert_eq!(
+        addresses(&headless),
+        [Ipv4Addr::new(10, 42, 0, 7), Ipv4Addr::new(10, 42, 1, 8)]
+    );
 
     let pod = ask_udp(dns.udp, "db-1.db.default.svc.cluster.local.", RecordType::A).await?;
     assert_eq!(addresses(&pod), [Ipv4Addr::new(10, 42, 1, 8)]);
 
-    let srv = ask_udp(dns.udp, "_http._tcp.web.default.svc.cluster.local.", RecordType::SRV).await?;
+    let srv = ask_udp(
+        dns.udp,
+        "_http._tcp.web.default.svc.cluster.local.",
+        RecordType::SRV,
+    )
+    .await?;
     let RData::SRV(record) = &srv.answers.first().context("an SRV answer")?.data else {
         bail!("not an SRV record: {srv:?}");
     };
@@ -145,13 +177,22 @@ async fn answers_the_cluster_zone_over_udp_and_tcp() -> Result<()> {
     let missing = ask_udp(dns.udp, "nope.default.svc.cluster.local.", RecordType::A).await?;
     assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
     assert!(missing.answers.is_empty());
-    assert!(!missing.authorities.is_empty(), "negative answers carry the SOA");
+    assert!(
+        !missing.authorities.is_empty(),
+        "negative answers carry the SOA"
+    );
 
     // A new model (a Service appears) is served at once.
     let mut services = services;
-    services.push(serde_json::from_value(json!({"metadata": {"name": "new", "namespace": "x"},
-        "spec": {"clusterIP": "10.43.0.99", "ports": [{"port": 80}]}}))?);
-    dns.model.send_replace(Arc::new(DnsModel::build("cluster.local", &services, &slices)));
+    services.push(serde_json::from_value(
+        json!({"metadata": {"name": "new", "namespace": "x"},
+        "spec": {"clusterIP": "10.43.0.99", "ports": [{"port": 80}]}}),
+    )?);
+    dns.model.send_replace(Arc::new(DnsModel::build(
+        "cluster.local",
+        &services,
+        &slices,
+    )));
     let fresh = ask_udp(dns.udp, "new.x.svc.cluster.local.", RecordType::A).await?;
     assert_eq!(addresses(&fresh), [Ipv4Addr::new(10, 43, 0, 99)]);
     dns.stop().await;
@@ -162,9 +203,19 @@ async fn answers_the_cluster_zone_over_udp_and_tcp() -> Result<()> {
 async fn forwards_other_names_and_caches_the_answers() -> Result<()> {
     // The "host resolver": another instance, authoritative for upstream.test.
     let (services, slices) = cluster();
-    let upstream = start("upstream.test", DnsModel::build("upstream.test", &services, &slices), vec![]).await?;
+    let upstream = start(
+        "upstream.test",
+        DnsModel::build("upstream.test", &services, &slices),
+        vec![],
+    )
+    .await?;
     let empty: (Vec<Service>, Vec<EndpointSlice>) = (vec![], vec![]);
-    let dns = start("cluster.local", DnsModel::build("cluster.local", &empty.0, &empty.1), vec![upstream.udp]).await?;
+    let dns = start(
+        "cluster.local",
+        DnsModel::build("cluster.local", &empty.0, &empty.1),
+        vec![upstream.udp],
+    )
+    .await?;
 
     let forwarded = ask_udp(dns.udp, "web.default.svc.upstream.test.", RecordType::A).await?;
     assert_eq!(forwarded.metadata.response_code, ResponseCode::NoError);

@@ -49,7 +49,11 @@ pub async fn run(args: Args) -> Result<()> {
     let metrics_listener = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding metrics on {}", args.metrics_listen))?;
-    tokio::spawn(skiff_proxy::metrics::serve(metrics_listener, registry, std::future::pending()));
+    tokio::spawn(skiff_proxy::metrics::serve(
+        metrics_listener,
+        registry,
+        std::future::pending(),
+    ));
     tokio::spawn(controller.serve_http(http, std::future::pending()));
     tokio::spawn(controller.serve_https(https, std::future::pending())?);
     tracing::info!(http = %args.http_listen, https = %args.https_listen, class = %args.class, "ingress starting");

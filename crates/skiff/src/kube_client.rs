@@ -14,7 +14,9 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
                 .await
                 .context("loading the kubeconfig")?
         }
-        None => kube::Config::infer().await.context("finding a kubeconfig")?,
+        None => kube::Config::infer()
+            .await
+            .context("finding a kubeconfig")?,
     };
     kube::Client::try_from(config).context("building the Kubernetes client")
 }

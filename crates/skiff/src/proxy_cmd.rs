@@ -33,7 +33,7 @@ pub struct Args {
     dns_listen: SocketAddr,
     /// Do not add the DNS address to `lo` (it must then be local already).
     #[arg(long)]
-    no_dns_interface: bool,
+    no_dns_address: bool,
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
     #[arg(long, default_value = "/etc/resolv.conf")]
@@ -70,7 +70,8 @@ fn config(args: &Args) -> Result<skiff_proxy::Config> {
 }
 
 fn hostname() -> Result<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the hostname; pass --node-name")?;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("reading the hostname; pass --node-name")?;
     Ok(name.trim().to_lowercase())
 }
 
@@ -82,14 +83,14 @@ pub async fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let client = kube_client::client(args.kubeconfig.as_deref()).await?;
-    if !args.no_dns_interface {
-        if let std::net::IpAddr::V4(ip) = args.dns_listen.ip() {
-            if !ip.is_unspecified() && !ip.is_loopback() {
-                skiff_proxy::podnet::ensure_local_address(&Default::default(), ip)
-                    .await
-                    .context("adding the cluster DNS address to lo")?;
-            }
-        }
+    if !args.no_dns_address
+        && let std::net::IpAddr::V4(ip) = args.dns_listen.ip()
+        && !ip.is_unspecified()
+        && !ip.is_loopback()
+    {
+        skiff_proxy::podnet::ensure_local_address(&Default::default(), ip)
+            .await
+            .context("adding the cluster DNS address to lo")?;
     }
     let udp = UdpSocket::bind(args.dns_listen)
         .await
@@ -102,12 +103,19 @@ pub async fn run(args: Args) -> Result<()> {
     let metrics_listener = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding metrics on {}", args.metrics_listen))?;
-    tokio::spawn(skiff_proxy::metrics::serve(metrics_listener, registry, std::future::pending()));
+    tokio::spawn(skiff_proxy::metrics::serve(
+        metrics_listener,
+        registry,
+        std::future::pending(),
+    ));
     tracing::info!(node = %config.node_name, dns = %args.dns_listen, "service proxy starting");
     skiff_proxy::watch::run(
         config,
         client,
-        skiff_proxy::watch::DnsListeners { udp, tcp: Some(tcp) },
+        skiff_proxy::watch::DnsListeners {
+            udp,
+            tcp: Some(tcp),
+        },
         Some(metrics),
         async {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,3 +1,5 @@
+//! Tests for ingress routing: prefix semantics, hosts and wildcards, longest match, default backend, classes, backends, round-robin.
+
 use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::Service;
@@ -12,7 +14,10 @@ fn ingress(name: &str, class: Option<&str>, spec: Value) -> Ingress {
     if let Some(c) = class {
         spec["ingressClassName"] = json!(c);
     }
-    serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec})).expect("ingress")
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}),
+    )
+    .expect("ingress")
 }
 
 fn service(name: &str, ports: Value) -> Service {
@@ -22,7 +27,10 @@ fn service(name: &str, ports: Value) -> Service {
 }
 
 fn slice(service: &str, port_name: &str, port: u16, ips: &[&str]) -> EndpointSlice {
-    let endpoints: Vec<Value> = ips.iter().map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}})).collect();
+    let endpoints: Vec<Value> = ips
+        .iter()
+        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
+        .collect();
     serde_json::from_value(json!({
         "metadata": {"name": format!("{service}-x"), "namespace": "default",
                      "labels": {"kubernetes.io/service-name": service}},
@@ -37,16 +45,29 @@ fn path(path: &str, kind: &str, service: &str) -> Value {
 }
 
 fn selector() -> ClassSelector {
-    ClassSelector { class_name: "skiff".into(), is_default: false }
+    ClassSelector {
+        class_name: "skiff".into(),
+        is_default: false,
+    }
 }
 
 fn services() -> (Vec<Service>, Vec<EndpointSlice>) {
     let names = ["a", "b", "c", "d", "e", "wild", "fallback"];
-    let services = names.iter().map(|n| service(n, json!([{"name": "http", "port": 80}]))).collect();
+    let services = names
+        .iter()
+        .map(|n| service(n, json!([{"name": "http", "port": 80}])))
+        .collect();
     let slices = names
         .iter()
         .enumerate()
-        .map(|(i, n)| slice(n, "http", 8000 + u16::try_from(i).expect("small"), &["10.42.0.1"]))
+        .map(|(i, n)| {
+            slice(
+                n,
+                "http",
+                8000 + u16::try_from(i).expect("small"),
+                &["10.42.0.1"],
+            )
+        })
         .collect();
     (services, slices)
 }
@@ -57,7 +78,8 @@ fn table(ingresses: &[Ingress]) -> RouteTable {
 }
 
 fn routed(t: &RouteTable, host: &str, path: &str) -> Option<String> {
-    t.route(host, path).map(|b| b.service.trim_start_matches("default/").to_string())
+    t.route(host, path)
+        .map(|b| b.service.trim_start_matches("default/").to_string())
 }
 
 #[test]
@@ -79,7 +101,10 @@ fn element_wise_prefix_matching() {
 
 #[test]
 fn hosts_paths_and_longest_match() {
-    let t = table(&[ingress("one", Some("skiff"), json!({
+    let t = table(&[ingress(
+        "one",
+        Some("skiff"),
+        json!({
         "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}},
         "rules": [
             {"host": "shop.example.com", "http": {"paths": [
@@ -89,14 +114,24 @@ fn hosts_paths_and_longest_match() {
                 path("/api/v2", "ImplementationSpecific", "d")]}},
             {"host": "*.example.com", "http": {"paths": [path("/", "Prefix", "wild")]}},
             {"http": {"paths": [path("/any", "Prefix", "e")]}}
-        ]}))]);
+        ]}),
+    )]);
     assert_eq!(routed(&t, "shop.example.com", "/"), Some("a".into()));
-    assert_eq!(routed(&t, "SHOP.example.com:8443", "/index.html"), Some("a".into()));
+    assert_eq!(
+        routed(&t, "SHOP.example.com:8443", "/index.html"),
+        Some("a".into())
+    );
     assert_eq!(routed(&t, "shop.example.com", "/api"), Some("b".into()));
     assert_eq!(routed(&t, "shop.example.com", "/api/v1"), Some("b".into()));
     assert_eq!(routed(&t, "shop.example.com", "/apiv1"), Some("a".into()));
-    assert_eq!(routed(&t, "shop.example.com", "/api/v2/exact"), Some("c".into()));
-    assert_eq!(routed(&t, "shop.example.com", "/api/v2/exact/more"), Some("d".into()));
+    assert_eq!(
+        routed(&t, "shop.example.com", "/api/v2/exact"),
+        Some("c".into())
+    );
+    assert_eq!(
+        routed(&t, "shop.example.com", "/api/v2/exact/more"),
+        Some("d".into())
+    );
     // Wildcards match exactly one label.
     assert_eq!(routed(&t, "blog.example.com", "/x"), Some("wild".into()));
     assert_eq!(routed(&t, "a.blog.example.com", "/any"), Some("e".into()));
@@ -107,15 +142,24 @@ fn hosts_paths_and_longest_match() {
 
 #[test]
 fn exact_beats_prefix_of_the_same_length_and_older_ingress_wins_ties() {
-    let mut first = ingress("first", Some("skiff"), json!({"rules": [{"host": "h", "http": {"paths": [path("/p", "Prefix", "a")]}}]}));
+    let mut first = ingress(
+        "first",
+        Some("skiff"),
+        json!({"rules": [{"host": "h", "http": {"paths": [path("/p", "Prefix", "a")]}}]}),
+    );
     first.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         "2024-01-01T00:00:00Z".parse().expect("time"),
     ));
-    let mut second = ingress("second", Some("skiff"), json!({"rules": [{"host": "h", "http": {"paths": [
-        path("/p", "Prefix", "b"), path("/p", "Exact", "c")]}}]}));
-    second.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        "2024-06-01T00:00:00Z".parse().expect("time"),
-    ));
+    let mut second = ingress(
+        "second",
+        Some("skiff"),
+        json!({"rules": [{"host": "h", "http": {"paths": [
+        path("/p", "Prefix", "b"), path("/p", "Exact", "c")]}}]}),
+    );
+    second.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2024-06-01T00:00:00Z".parse().expect("time"),
+        ));
     let t = table(&[second, first]);
     assert_eq!(routed(&t, "h", "/p"), Some("c".into()));
     assert_eq!(routed(&t, "h", "/p/q"), Some("a".into()));
@@ -123,7 +167,11 @@ fn exact_beats_prefix_of_the_same_length_and_older_ingress_wins_ties() {
 
 #[test]
 fn no_match_without_default_backend_is_none() {
-    let t = table(&[ingress("i", Some("skiff"), json!({"rules": [{"host": "h", "http": {"paths": [path("/x", "Exact", "a")]}}]}))]);
+    let t = table(&[ingress(
+        "i",
+        Some("skiff"),
+        json!({"rules": [{"host": "h", "http": {"paths": [path("/x", "Exact", "a")]}}]}),
+    )]);
     assert!(t.route("h", "/y").is_none());
     assert!(t.route("h", "/x/").is_none());
 }
@@ -135,10 +183,23 @@ fn class_selection() {
         "spec": {"controller": "skiff.io/ingress"}
     }))
     .expect("class");
-    let unclassed = ingress("none", None, json!({"rules": [{"host": "u", "http": {"paths": [path("/", "Prefix", "a")]}}]}));
-    let other = ingress("other", Some("nginx"), json!({"rules": [{"host": "o", "http": {"paths": [path("/", "Prefix", "a")]}}]}));
-    let mut legacy = ingress("legacy", None, json!({"rules": [{"host": "l", "http": {"paths": [path("/", "Prefix", "a")]}}]}));
-    legacy.metadata.annotations = Some([(LEGACY_CLASS_ANNOTATION.to_string(), "skiff".to_string())].into());
+    let unclassed = ingress(
+        "none",
+        None,
+        json!({"rules": [{"host": "u", "http": {"paths": [path("/", "Prefix", "a")]}}]}),
+    );
+    let other = ingress(
+        "other",
+        Some("nginx"),
+        json!({"rules": [{"host": "o", "http": {"paths": [path("/", "Prefix", "a")]}}]}),
+    );
+    let mut legacy = ingress(
+        "legacy",
+        None,
+        json!({"rules": [{"host": "l", "http": {"paths": [path("/", "Prefix", "a")]}}]}),
+    );
+    legacy.metadata.annotations =
+        Some([(LEGACY_CLASS_ANNOTATION.to_string(), "skiff".to_string())].into());
     let (services, slices) = services();
     let all = [unclassed, other, legacy];
 
@@ -156,7 +217,10 @@ fn class_selection() {
 
 #[test]
 fn backends_resolve_named_ports_and_ready_endpoints_and_report_problems() {
-    let services = vec![service("web", json!([{"name": "http", "port": 80}, {"name": "admin", "port": 9000}]))];
+    let services = vec![service(
+        "web",
+        json!([{"name": "http", "port": 80}, {"name": "admin", "port": 9000}]),
+    )];
     let mut slices = vec![slice("web", "admin", 9090, &["10.42.0.5", "10.42.0.6"])];
     let not_ready: EndpointSlice = serde_json::from_value(json!({
         "metadata": {"name": "web-y", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
@@ -166,13 +230,20 @@ fn backends_resolve_named_ports_and_ready_endpoints_and_report_problems() {
     }))
     .expect("slice");
     slices.push(not_ready);
-    let i = ingress("i", Some("skiff"), json!({"rules": [{"host": "h", "http": {"paths": [
-        {"path": "/admin", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "admin"}}}},
-        {"path": "/missing", "pathType": "Prefix", "backend": {"service": {"name": "nope", "port": {"number": 80}}}}
-    ]}}]}));
+    let i = ingress(
+        "i",
+        Some("skiff"),
+        json!({"rules": [{"host": "h", "http": {"paths": [
+            {"path": "/admin", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "admin"}}}},
+            {"path": "/missing", "pathType": "Prefix", "backend": {"service": {"name": "nope", "port": {"number": 80}}}}
+        ]}}]}),
+    );
     let t = RouteTable::build(&selector(), &[i], &services, &slices);
     let backend = t.route("h", "/admin").expect("routed");
-    let expected: Vec<SocketAddr> = vec!["10.42.0.5:9090".parse().expect("a"), "10.42.0.6:9090".parse().expect("a")];
+    let expected: Vec<SocketAddr> = vec![
+        "10.42.0.5:9090".parse().expect("a"),
+        "10.42.0.6:9090".parse().expect("a"),
+    ];
     assert_eq!(backend.endpoints, expected);
     assert_eq!(backend.ingress, "default/i");
     assert!(t.route("h", "/missing").is_none());
@@ -182,14 +253,22 @@ fn backends_resolve_named_ports_and_ready_endpoints_and_report_problems() {
 
 #[test]
 fn round_robin_attempt_order() {
-    let endpoints: Vec<SocketAddr> = vec!["10.0.0.1:1".parse().expect("a"), "10.0.0.2:1".parse().expect("a"), "10.0.0.3:1".parse().expect("a")];
+    let endpoints: Vec<SocketAddr> = vec![
+        "10.0.0.1:1".parse().expect("a"),
+        "10.0.0.2:1".parse().expect("a"),
+        "10.0.0.3:1".parse().expect("a"),
+    ];
     let backend = Backend::new("i".into(), "s".into(), endpoints.clone());
     let first: Vec<_> = (0..3).map(|_| backend.attempt_order()[0]).collect();
     assert_eq!(first, endpoints);
     assert_eq!(backend.attempt_order(), endpoints);
     let order = backend.attempt_order();
     assert_eq!(order, vec![endpoints[1], endpoints[2], endpoints[0]]);
-    assert!(Backend::new("i".into(), "s".into(), vec![]).attempt_order().is_empty());
+    assert!(
+        Backend::new("i".into(), "s".into(), vec![])
+            .attempt_order()
+            .is_empty()
+    );
 }
 
 #[test]

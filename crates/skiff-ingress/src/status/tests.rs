@@ -1,3 +1,5 @@
+//! Tests for the Ingress status patch.
+
 use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::json;
 
@@ -21,7 +23,9 @@ fn adds_the_node_address_once_and_keeps_others() {
     );
     assert_eq!(
         status_patch(&ingress(&["192.168.0.9"]), address),
-        Some(json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.168.0.2"}, {"ip": "192.168.0.9"}]}}}))
+        Some(
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.168.0.2"}, {"ip": "192.168.0.9"}]}}})
+        )
     );
     assert_eq!(status_patch(&ingress(&["192.168.0.2"]), address), None);
 }

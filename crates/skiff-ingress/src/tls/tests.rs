@@ -1,3 +1,5 @@
+//! Tests for certificate selection by SNI from TLS Secrets: exact and wildcard hosts, problems reported.
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
@@ -9,7 +11,9 @@ use super::*;
 
 fn cert(names: &[&str]) -> (String, String) {
     let key = rcgen::KeyPair::generate().expect("key");
-    let params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("params");
     let cert = params.self_signed(&key).expect("cert");
     (cert.pem(), key.serialize_pem())
 }
@@ -40,7 +44,10 @@ fn ingress(tls: serde_json::Value) -> Ingress {
 }
 
 fn selector() -> ClassSelector {
-    ClassSelector { class_name: "skiff".into(), is_default: false }
+    ClassSelector {
+        class_name: "skiff".into(),
+        is_default: false,
+    }
 }
 
 fn leaf(key: &CertifiedKey) -> Vec<u8> {
@@ -61,19 +68,44 @@ fn selects_by_exact_host_then_wildcard() {
     ]));
     let store = CertStore::build(&selector(), &[i], &secrets);
     assert!(store.problems.is_empty(), "{:?}", store.problems);
-    let shop_der = rustls_pemfile::certs(&mut shop.0.as_bytes()).next().expect("pem").expect("der").to_vec();
-    let wild_der = rustls_pemfile::certs(&mut wild.0.as_bytes()).next().expect("pem").expect("der").to_vec();
-    assert_eq!(leaf(&store.select("shop.example.com").expect("shop")), shop_der);
-    assert_eq!(leaf(&store.select("SHOP.example.com.").expect("shop")), shop_der);
-    assert_eq!(leaf(&store.select("blog.example.com").expect("wild")), wild_der);
+    let shop_der = rustls_pemfile::certs(&mut shop.0.as_bytes())
+        .next()
+        .expect("pem")
+        .expect("der")
+        .to_vec();
+    let wild_der = rustls_pemfile::certs(&mut wild.0.as_bytes())
+        .next()
+        .expect("pem")
+        .expect("der")
+        .to_vec();
+    assert_eq!(
+        leaf(&store.select("shop.example.com").expect("shop")),
+        shop_der
+    );
+    assert_eq!(
+        leaf(&store.select("SHOP.example.com.").expect("shop")),
+        shop_der
+    );
+    assert_eq!(
+        leaf(&store.select("blog.example.com").expect("wild")),
+        wild_der
+    );
     assert!(store.select("a.blog.example.com").is_none());
     assert!(store.select("example.com").is_none());
 }
 
 #[test]
 fn tls_entry_without_hosts_covers_the_rule_hosts() {
-    let secrets = [secret("s", TLS_SECRET_TYPE, Some(cert(&["rule.example.org"])))];
-    let store = CertStore::build(&selector(), &[ingress(json!([{"secretName": "s"}]))], &secrets);
+    let secrets = [secret(
+        "s",
+        TLS_SECRET_TYPE,
+        Some(cert(&["rule.example.org"])),
+    )];
+    let store = CertStore::build(
+        &selector(),
+        &[ingress(json!([{"secretName": "s"}]))],
+        &secrets,
+    );
     assert!(store.select("rule.example.org").is_some());
 }
 
@@ -82,7 +114,11 @@ fn bad_or_missing_secrets_are_problems_not_failures() {
     let secrets = [
         secret("opaque", "Opaque", Some(cert(&["a.example"]))),
         secret("empty", TLS_SECRET_TYPE, None),
-        secret("garbage", TLS_SECRET_TYPE, Some(("not pem".into(), "not pem".into()))),
+        secret(
+            "garbage",
+            TLS_SECRET_TYPE,
+            Some(("not pem".into(), "not pem".into())),
+        ),
     ];
     let i = ingress(json!([
         {"hosts": ["a.example"], "secretName": "opaque"},

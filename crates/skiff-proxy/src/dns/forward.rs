@@ -73,7 +73,8 @@ impl Cache {
             self.entries.remove(key);
             return None;
         }
-        let age = u32::try_from(now.saturating_duration_since(*stored).as_secs()).unwrap_or(u32::MAX);
+        let age =
+            u32::try_from(now.saturating_duration_since(*stored).as_secs()).unwrap_or(u32::MAX);
         let mut message = message.clone();
         for record in message
             .answers
@@ -154,7 +155,10 @@ impl Forwarder {
             upstreams: Arc::new(upstreams),
             timeout: config.upstream_timeout,
             in_flight: Arc::new(Semaphore::new(config.forward_concurrency.max(1))),
-            cache: Arc::new(Mutex::new(Cache::new(config.cache_entries, config.cache_max_ttl))),
+            cache: Arc::new(Mutex::new(Cache::new(
+                config.cache_entries,
+                config.cache_max_ttl,
+            ))),
         }
     }
 
@@ -164,7 +168,12 @@ impl Forwarder {
 
     /// Answers `query` (one question) from the cache or an upstream; the returned message has
     /// the query's id. The flag says whether it came from the cache.
-    pub async fn resolve(&self, query: &Query, recursion_desired: bool, id: u16) -> Result<(Message, bool)> {
+    pub async fn resolve(
+        &self,
+        query: &Query,
+        recursion_desired: bool,
+        id: u16,
+    ) -> Result<(Message, bool)> {
         let key = Key::of(query);
         let cached = self
             .cache
@@ -178,7 +187,11 @@ impl Forwarder {
         if self.upstreams.is_empty() {
             return Err(Error::NoUpstream);
         }
-        let _permit = self.in_flight.clone().try_acquire_owned().map_err(|_| Error::Busy)?;
+        let _permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Busy)?;
         let upstream_id: u16 = rand::random();
         let mut request = Message::new(upstream_id, MessageType::Query, OpCode::Query);
         request.metadata.recursion_desired = recursion_desired;
@@ -202,7 +215,12 @@ impl Forwarder {
         Err(Error::Unanswered(failures.join("; ")))
     }
 
-    async fn exchange(&self, upstream: SocketAddr, bytes: &[u8], id: u16) -> Result<Message, String> {
+    async fn exchange(
+        &self,
+        upstream: SocketAddr,
+        bytes: &[u8],
+        id: u16,
+    ) -> Result<Message, String> {
         let message = tokio::time::timeout(self.timeout, udp_exchange(upstream, bytes, id))
             .await
             .map_err(|_| "timed out".to_string())??;
@@ -237,15 +255,23 @@ async fn udp_exchange(upstream: SocketAddr, bytes: &[u8], id: u16) -> Result<Mes
 }
 
 async fn tcp_exchange(upstream: SocketAddr, bytes: &[u8], id: u16) -> Result<Message, String> {
-    let mut stream = TcpStream::connect(upstream).await.map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect(upstream)
+        .await
+        .map_err(|e| e.to_string())?;
     let length = u16::try_from(bytes.len()).map_err(|_| "query too large".to_string())?;
     let mut framed = length.to_be_bytes().to_vec();
     framed.extend_from_slice(bytes);
     stream.write_all(&framed).await.map_err(|e| e.to_string())?;
     let mut prefix = [0u8; 2];
-    stream.read_exact(&mut prefix).await.map_err(|e| e.to_string())?;
+    stream
+        .read_exact(&mut prefix)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
-    stream.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
     let message = Message::from_vec(&body).map_err(|e| e.to_string())?;
     if message.metadata.id != id {
         return Err("answer with a different id".into());

@@ -141,7 +141,11 @@ impl DnsModel {
                     else {
                         continue;
                     };
-                    let proto = port.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
+                    let proto = port
+                        .protocol
+                        .as_deref()
+                        .unwrap_or("TCP")
+                        .to_ascii_lowercase();
                     model.add(
                         &format!("_{port_name}._{proto}.{base}"),
                         RecordData::Srv {
@@ -190,8 +194,11 @@ impl DnsModel {
                             if port_name.is_empty() {
                                 continue;
                             }
-                            let proto =
-                                port.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
+                            let proto = port
+                                .protocol
+                                .as_deref()
+                                .unwrap_or("TCP")
+                                .to_ascii_lowercase();
                             srv.entry(format!("_{port_name}._{proto}.{base}"))
                                 .or_default()
                                 .push((number, endpoint_name.clone()));
@@ -200,7 +207,9 @@ impl DnsModel {
                 }
             }
             for (srv_name, targets) in srv {
-                let weight = u16::try_from(100 / targets.len().max(1)).unwrap_or(1).max(1);
+                let weight = u16::try_from(100 / targets.len().max(1))
+                    .unwrap_or(1)
+                    .max(1);
                 for (port, target) in targets {
                     model.add(
                         &srv_name,
@@ -265,11 +274,21 @@ impl DnsModel {
             if !cname.is_empty() && kind != QueryKind::Cname {
                 return Answer::Records(cname);
             }
-            return Answer::Records(records.iter().filter(|r| r.matches(kind)).cloned().collect());
+            return Answer::Records(
+                records
+                    .iter()
+                    .filter(|r| r.matches(kind))
+                    .cloned()
+                    .collect(),
+            );
         }
         if let Some(ip) = self.pod_address(&name) {
             let record = RecordData::A(ip);
-            return Answer::Records(if record.matches(kind) { vec![record] } else { vec![] });
+            return Answer::Records(if record.matches(kind) {
+                vec![record]
+            } else {
+                vec![]
+            });
         }
         if name == self.domain || self.interior.contains(&name) {
             return Answer::Records(Vec::new());

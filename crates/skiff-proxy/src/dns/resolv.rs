@@ -92,10 +92,10 @@ pub fn pod_resolv_conf(
     };
     if let Some(extra) = &spec.dns_config {
         for server in extra.nameservers.iter().flatten() {
-            if let Ok(ip) = server.parse::<IpAddr>() {
-                if !conf.nameservers.contains(&ip) {
-                    conf.nameservers.push(ip);
-                }
+            if let Ok(ip) = server.parse::<IpAddr>()
+                && !conf.nameservers.contains(&ip)
+            {
+                conf.nameservers.push(ip);
             }
         }
         for domain in extra.searches.iter().flatten() {
@@ -107,8 +107,7 @@ pub fn pod_resolv_conf(
             let Some(name) = option.name.as_deref().filter(|n| !n.is_empty()) else {
                 continue;
             };
-            conf.options
-                .retain(|o| o.split(':').next() != Some(name));
+            conf.options.retain(|o| o.split(':').next() != Some(name));
             conf.options.push(match &option.value {
                 Some(value) => format!("{name}:{value}"),
                 None => name.to_string(),

@@ -165,7 +165,10 @@ impl RequestHandler for Handler {
                     Vec::new()
                 };
                 let message = builder.build(metadata, answers.iter(), soa.iter(), [], []);
-                response.send_response(message).await.unwrap_or_else(|_| failed(request))
+                response
+                    .send_response(message)
+                    .await
+                    .unwrap_or_else(|_| failed(request))
             }
             Answer::NxDomain => {
                 self.count("nxdomain");
@@ -173,12 +176,19 @@ impl RequestHandler for Handler {
                 metadata.response_code = ResponseCode::NXDomain;
                 let soa: Vec<Record> = soa(model.domain(), self.ttl).into_iter().collect();
                 let message = builder.build(metadata, [], soa.iter(), [], []);
-                response.send_response(message).await.unwrap_or_else(|_| failed(request))
+                response
+                    .send_response(message)
+                    .await
+                    .unwrap_or_else(|_| failed(request))
             }
             Answer::NotOurs => {
                 match self
                     .forwarder
-                    .resolve(&query, request.metadata.recursion_desired, request.metadata.id)
+                    .resolve(
+                        &query,
+                        request.metadata.recursion_desired,
+                        request.metadata.id,
+                    )
                     .await
                 {
                     Ok((upstream, cached)) => {
@@ -192,7 +202,10 @@ impl RequestHandler for Handler {
                             [],
                             upstream.additionals.iter(),
                         );
-                        response.send_response(message).await.unwrap_or_else(|_| failed(request))
+                        response
+                            .send_response(message)
+                            .await
+                            .unwrap_or_else(|_| failed(request))
                     }
                     Err(e) => {
                         self.count("servfail");
@@ -229,7 +242,10 @@ pub async fn serve(
 
 /// Upstream resolvers for forwarding: the host's nameservers on port 53, without `exclude`
 /// (the cluster DNS address itself, which would loop).
-pub fn upstreams(host: &super::resolv::HostResolvConf, exclude: &[std::net::IpAddr]) -> Vec<SocketAddr> {
+pub fn upstreams(
+    host: &super::resolv::HostResolvConf,
+    exclude: &[std::net::IpAddr],
+) -> Vec<SocketAddr> {
     host.nameservers
         .iter()
         .filter(|ip| !exclude.contains(ip))

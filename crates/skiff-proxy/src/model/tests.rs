@@ -1,3 +1,5 @@
+//! Tests for the reduction of Services and EndpointSlices to Service ports: readiness, terminating fallback, port matching, policies, malformed objects.
+
 use serde_json::json;
 
 use super::*;
@@ -31,8 +33,16 @@ fn cluster_ip_service_with_ready_endpoints() {
     assert_eq!(
         p.endpoints,
         vec![
-            Endpoint { ip: Ipv4Addr::new(10, 42, 0, 5), port: 8080, local: true },
-            Endpoint { ip: Ipv4Addr::new(10, 42, 1, 5), port: 8080, local: false },
+            Endpoint {
+                ip: Ipv4Addr::new(10, 42, 0, 5),
+                port: 8080,
+                local: true
+            },
+            Endpoint {
+                ip: Ipv4Addr::new(10, 42, 1, 5),
+                port: 8080,
+                local: false
+            },
         ]
     );
 }
@@ -40,17 +50,40 @@ fn cluster_ip_service_with_ready_endpoints() {
 #[test]
 fn headless_and_external_name_services_get_no_ports() {
     let services = [
-        service("default", "db", json!({"clusterIP": "None", "ports": [{"port": 5432}]})),
-        service("default", "ext", json!({"type": "ExternalName", "externalName": "example.com"})),
+        service(
+            "default",
+            "db",
+            json!({"clusterIP": "None", "ports": [{"port": 5432}]}),
+        ),
+        service(
+            "default",
+            "ext",
+            json!({"type": "ExternalName", "externalName": "example.com"}),
+        ),
     ];
     assert!(service_ports(&services, &[] as &[EndpointSlice], &node()).is_empty());
 }
 
 #[test]
 fn not_ready_endpoints_are_skipped_unless_only_terminating_ones_serve() {
-    let services = [service("a", "s", json!({"clusterIP": "10.43.0.1", "ports": [{"port": 80}]}))];
-    let not_ready = Ep { ip: "10.42.0.9", ready: false, node: "n1", hostname: None };
-    let slices = [slice("a", "s", "x", &[("", 80, "TCP")], &[ep("10.42.0.8", "n1"), not_ready])];
+    let services = [service(
+        "a",
+        "s",
+        json!({"clusterIP": "10.43.0.1", "ports": [{"port": 80}]}),
+    )];
+    let not_ready = Ep {
+        ip: "10.42.0.9",
+        ready: false,
+        node: "n1",
+        hostname: None,
+    };
+    let slices = [slice(
+        "a",
+        "s",
+        "x",
+        &[("", 80, "TCP")],
+        &[ep("10.42.0.8", "n1"), not_ready],
+    )];
     let ports = service_ports(&services, &slices, &node());
     assert_eq!(ports[0].endpoints.len(), 1);
     assert_eq!(ports[0].endpoints[0].ip, Ipv4Addr::new(10, 42, 0, 8));
@@ -77,14 +110,39 @@ fn ports_match_by_name_and_protocol_and_slices_by_label_and_namespace() {
             {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}),
     )];
     let slices = [
-        slice("a", "dns", "1", &[("dns", 1053, "UDP"), ("dns-tcp", 2053, "TCP")], &[ep("10.42.0.2", "n1")]),
+        slice(
+            "a",
+            "dns",
+            "1",
+            &[("dns", 1053, "UDP"), ("dns-tcp", 2053, "TCP")],
+            &[ep("10.42.0.2", "n1")],
+        ),
         // Other namespace, same service name: ignored.
-        slice("b", "dns", "1", &[("dns", 9, "UDP")], &[ep("10.42.9.9", "n1")]),
+        slice(
+            "b",
+            "dns",
+            "1",
+            &[("dns", 9, "UDP")],
+            &[ep("10.42.9.9", "n1")],
+        ),
     ];
     let ports = service_ports(&services, &slices, &node());
-    let udp = ports.iter().find(|p| p.protocol == Protocol::Udp).expect("udp port");
-    let tcp = ports.iter().find(|p| p.protocol == Protocol::Tcp).expect("tcp port");
-    assert_eq!(udp.endpoints, vec![Endpoint { ip: Ipv4Addr::new(10, 42, 0, 2), port: 1053, local: true }]);
+    let udp = ports
+        .iter()
+        .find(|p| p.protocol == Protocol::Udp)
+        .expect("udp port");
+    let tcp = ports
+        .iter()
+        .find(|p| p.protocol == Protocol::Tcp)
+        .expect("tcp port");
+    assert_eq!(
+        udp.endpoints,
+        vec![Endpoint {
+            ip: Ipv4Addr::new(10, 42, 0, 2),
+            port: 1053,
+            local: true
+        }]
+    );
     assert_eq!(tcp.endpoints[0].port, 2053);
 }
 
@@ -119,12 +177,34 @@ fn node_port_affinity_and_policies() {
 #[test]
 fn malformed_objects_are_skipped_not_fatal() {
     let services = [
-        service("a", "bad-ip", json!({"clusterIP": "not-an-ip", "ports": [{"port": 80}]})),
-        service("a", "bad-proto", json!({"clusterIP": "10.43.0.5", "ports": [{"port": 80, "protocol": "ICMP"}]})),
-        service("a", "bad-port", json!({"clusterIP": "10.43.0.6", "ports": [{"port": 70000}]})),
-        service("a", "ok", json!({"clusterIP": "10.43.0.7", "ports": [{"port": 80}]})),
+        service(
+            "a",
+            "bad-ip",
+            json!({"clusterIP": "not-an-ip", "ports": [{"port": 80}]}),
+        ),
+        service(
+            "a",
+            "bad-proto",
+            json!({"clusterIP": "10.43.0.5", "ports": [{"port": 80, "protocol": "ICMP"}]}),
+        ),
+        service(
+            "a",
+            "bad-port",
+            json!({"clusterIP": "10.43.0.6", "ports": [{"port": 70000}]}),
+        ),
+        service(
+            "a",
+            "ok",
+            json!({"clusterIP": "10.43.0.7", "ports": [{"port": 80}]}),
+        ),
     ];
-    let slices = [slice("a", "ok", "1", &[("", 80, "TCP")], &[ep("bogus", "n1"), ep("10.42.0.1", "n1")])];
+    let slices = [slice(
+        "a",
+        "ok",
+        "1",
+        &[("", 80, "TCP")],
+        &[ep("bogus", "n1"), ep("10.42.0.1", "n1")],
+    )];
     let ports = service_ports(&services, &slices, &node());
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0].service, "ok");
@@ -133,10 +213,25 @@ fn malformed_objects_are_skipped_not_fatal() {
 
 #[test]
 fn duplicate_endpoints_across_slices_count_once() {
-    let services = [service("a", "s", json!({"clusterIP": "10.43.0.1", "ports": [{"port": 80}]}))];
+    let services = [service(
+        "a",
+        "s",
+        json!({"clusterIP": "10.43.0.1", "ports": [{"port": 80}]}),
+    )];
     let slices = [
         slice("a", "s", "1", &[("", 80, "TCP")], &[ep("10.42.0.1", "n1")]),
-        slice("a", "s", "2", &[("", 80, "TCP")], &[ep("10.42.0.1", "n1"), ep("10.42.0.2", "n2")]),
+        slice(
+            "a",
+            "s",
+            "2",
+            &[("", 80, "TCP")],
+            &[ep("10.42.0.1", "n1"), ep("10.42.0.2", "n2")],
+        ),
     ];
-    assert_eq!(service_ports(&services, &slices, &node())[0].endpoints.len(), 2);
+    assert_eq!(
+        service_ports(&services, &slices, &node())[0]
+            .endpoints
+            .len(),
+        2
+    );
 }

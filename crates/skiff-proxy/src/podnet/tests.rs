@@ -1,3 +1,5 @@
+//! Tests for the pod network plan: routes to other nodes, DOCKER-USER rules, listing parsers.
+
 use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 
@@ -34,13 +36,25 @@ fn routes_to_every_other_node_with_a_pod_cidr() {
     assert_eq!(
         plan.routes,
         vec![
-            Route { destination: cidr("10.42.1.0/24"), via: "192.168.0.2".parse().expect("ip") },
-            Route { destination: cidr("10.42.5.0/24"), via: "192.168.0.5".parse().expect("ip") },
+            Route {
+                destination: cidr("10.42.1.0/24"),
+                via: "192.168.0.2".parse().expect("ip")
+            },
+            Route {
+                destination: cidr("10.42.5.0/24"),
+                via: "192.168.0.5".parse().expect("ip")
+            },
         ]
     );
     assert_eq!(plan.docker_user_rules.len(), 2);
-    assert_eq!(plan.docker_user_rules[0][..2], ["-s".to_string(), "10.42.0.0/16".to_string()]);
-    assert_eq!(plan.docker_user_rules[1][..2], ["-d".to_string(), "10.42.0.0/16".to_string()]);
+    assert_eq!(
+        plan.docker_user_rules[0][..2],
+        ["-s".to_string(), "10.42.0.0/16".to_string()]
+    );
+    assert_eq!(
+        plan.docker_user_rules[1][..2],
+        ["-d".to_string(), "10.42.0.0/16".to_string()]
+    );
 }
 
 #[test]
@@ -54,7 +68,10 @@ fn an_unknown_node_still_routes_to_the_others() {
 #[test]
 fn parses_our_routes() {
     let text = "10.42.1.0/24 via 192.168.0.2 dev eth0 proto 44 \n10.42.5.0/24 via 192.168.0.5 dev eth0 proto 44\n";
-    assert_eq!(parse_routes(text), vec![cidr("10.42.1.0/24"), cidr("10.42.5.0/24")]);
+    assert_eq!(
+        parse_routes(text),
+        vec![cidr("10.42.1.0/24"), cidr("10.42.5.0/24")]
+    );
 }
 
 #[test]

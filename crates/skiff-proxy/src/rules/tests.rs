@@ -1,3 +1,5 @@
+//! Golden tests of the rule set for every Service shape: ClusterIP, single endpoint, NodePort, traffic policies, affinity, no endpoints, headless, UDP, node-port addresses.
+
 use serde_json::json;
 
 use super::*;
@@ -29,7 +31,11 @@ fn chain_text(set: &RuleSet, prefix: &str) -> String {
 }
 
 fn elements(set: &RuleSet, map: &str) -> Vec<String> {
-    set.maps[map].elements.iter().map(|(k, v)| format!("{k} : {v}")).collect()
+    set.maps[map]
+        .elements
+        .iter()
+        .map(|(k, v)| format!("{k} : {v}"))
+        .collect()
 }
 
 const SVC: &str = "svc-uarqtuax-default-web-tcp-http";
@@ -56,7 +62,10 @@ fn golden_full_script_for_a_node_port_service_with_affinity() {
 
 #[test]
 fn cluster_ip_balances_over_every_ready_endpoint() {
-    let set = build(json!({"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80}]}), &both());
+    let set = build(
+        json!({"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80}]}),
+        &both(),
+    );
     assert_eq!(
         chain_text(&set, "svc-"),
         format!(
@@ -70,17 +79,30 @@ fn cluster_ip_balances_over_every_ready_endpoint() {
             "{EP_LOCAL}:\n  ip saddr 10.42.0.5 jump mark-for-masquerade\n  meta l4proto tcp dnat to 10.42.0.5:8080\n"
         )
     );
-    assert_eq!(elements(&set, "service-ips"), [format!("10.43.0.20 . tcp . 80 : goto {SVC}")]);
+    assert_eq!(
+        elements(&set, "service-ips"),
+        [format!("10.43.0.20 . tcp . 80 : goto {SVC}")]
+    );
     assert!(elements(&set, "service-nodeports").is_empty());
     assert!(elements(&set, "no-endpoint-services").is_empty());
-    assert!(!set.chains.keys().any(|c| c.starts_with("ext-") || c.starts_with("svl-")));
+    assert!(
+        !set.chains
+            .keys()
+            .any(|c| c.starts_with("ext-") || c.starts_with("svl-"))
+    );
     assert!(set.sets.is_empty());
 }
 
 #[test]
 fn a_single_endpoint_is_a_plain_goto() {
-    let set = build(json!({"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80}]}), &[("10.42.0.5", "n1")]);
-    assert_eq!(set.chains[SVC].rules.last().map(String::as_str), Some(format!("goto {EP_LOCAL}").as_str()));
+    let set = build(
+        json!({"clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80}]}),
+        &[("10.42.0.5", "n1")],
+    );
+    assert_eq!(
+        set.chains[SVC].rules.last().map(String::as_str),
+        Some(format!("goto {EP_LOCAL}").as_str())
+    );
 }
 
 #[test]
@@ -89,8 +111,14 @@ fn node_port_with_cluster_policy_masquerades_and_uses_every_endpoint() {
         json!({"type": "NodePort", "clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80, "nodePort": 30080}]}),
         &both(),
     );
-    assert_eq!(chain_text(&set, "ext-"), format!("{EXT}:\n  jump mark-for-masquerade\n  goto {SVC}\n"));
-    assert_eq!(elements(&set, "service-nodeports"), [format!("tcp . 30080 : goto {EXT}")]);
+    assert_eq!(
+        chain_text(&set, "ext-"),
+        format!("{EXT}:\n  jump mark-for-masquerade\n  goto {SVC}\n")
+    );
+    assert_eq!(
+        elements(&set, "service-nodeports"),
+        [format!("tcp . 30080 : goto {EXT}")]
+    );
 }
 
 #[test]
@@ -107,24 +135,38 @@ fn external_traffic_policy_local_keeps_the_client_address_and_local_endpoints() 
     );
     assert_eq!(
         chain_text(&set, "svl-"),
-        format!("{SVL}:\n  ip daddr 10.43.0.20 ip saddr != 10.42.0.0/16 jump mark-for-masquerade\n  goto {EP_LOCAL}\n")
+        format!(
+            "{SVL}:\n  ip daddr 10.43.0.20 ip saddr != 10.42.0.0/16 jump mark-for-masquerade\n  goto {EP_LOCAL}\n"
+        )
     );
     // No local endpoint: external traffic is dropped, cluster-IP traffic still balanced.
     let set = build(spec, &[("10.42.1.5", "n2")]);
-    assert_eq!(elements(&set, "no-endpoint-nodeports"), ["tcp . 30080 : drop"]);
+    assert_eq!(
+        elements(&set, "no-endpoint-nodeports"),
+        ["tcp . 30080 : drop"]
+    );
     assert!(elements(&set, "service-nodeports").is_empty());
-    assert_eq!(elements(&set, "service-ips"), [format!("10.43.0.20 . tcp . 80 : goto {SVC}")]);
+    assert_eq!(
+        elements(&set, "service-ips"),
+        [format!("10.43.0.20 . tcp . 80 : goto {SVC}")]
+    );
 }
 
 #[test]
 fn internal_traffic_policy_local_routes_cluster_ips_to_local_endpoints_only() {
     let spec = json!({"clusterIP": "10.43.0.20", "internalTrafficPolicy": "Local", "ports": [{"name": "http", "port": 80}]});
     let set = build(spec.clone(), &both());
-    assert_eq!(elements(&set, "service-ips"), [format!("10.43.0.20 . tcp . 80 : goto {SVL}")]);
+    assert_eq!(
+        elements(&set, "service-ips"),
+        [format!("10.43.0.20 . tcp . 80 : goto {SVL}")]
+    );
     assert!(!set.chains.contains_key(SVC));
     assert!(!set.chains.contains_key(EP_REMOTE));
     let set = build(spec, &[("10.42.1.5", "n2")]);
-    assert_eq!(elements(&set, "no-endpoint-services"), ["10.43.0.20 . tcp . 80 : drop"]);
+    assert_eq!(
+        elements(&set, "no-endpoint-services"),
+        ["10.43.0.20 . tcp . 80 : drop"]
+    );
 }
 
 #[test]
@@ -133,32 +175,74 @@ fn services_without_endpoints_are_rejected() {
         json!({"type": "LoadBalancer", "clusterIP": "10.43.0.20", "ports": [{"name": "http", "port": 80, "nodePort": 30080}]}),
         &[],
     );
-    assert_eq!(elements(&set, "no-endpoint-services"), ["10.43.0.20 . tcp . 80 : goto reject-chain"]);
-    assert_eq!(elements(&set, "no-endpoint-nodeports"), ["tcp . 30080 : goto reject-chain"]);
+    assert_eq!(
+        elements(&set, "no-endpoint-services"),
+        ["10.43.0.20 . tcp . 80 : goto reject-chain"]
+    );
+    assert_eq!(
+        elements(&set, "no-endpoint-nodeports"),
+        ["tcp . 30080 : goto reject-chain"]
+    );
     assert!(elements(&set, "service-ips").is_empty());
-    assert!(!set.chains.keys().any(|c| c.starts_with("svc-") || c.starts_with("ep-") || c.starts_with("ext-")));
-    assert_eq!(set.chains["reject-chain"].rules, ["meta l4proto tcp reject with tcp reset", "reject"]);
+    assert!(
+        !set.chains
+            .keys()
+            .any(|c| c.starts_with("svc-") || c.starts_with("ep-") || c.starts_with("ext-"))
+    );
+    assert_eq!(
+        set.chains["reject-chain"].rules,
+        ["meta l4proto tcp reject with tcp reset", "reject"]
+    );
 }
 
 #[test]
 fn headless_services_get_no_rules() {
-    let set = build(json!({"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}), &both());
+    let set = build(
+        json!({"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}),
+        &both(),
+    );
     let empty = build_from_ports(&[], &Config::default());
     assert_eq!(set, empty);
 }
 
 #[test]
 fn udp_ports_dnat_udp_and_stale_udp_endpoints_are_detected() {
-    let services = [service("kube-system", "dns", json!({"clusterIP": "10.43.0.53", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}))];
+    let services = [service(
+        "kube-system",
+        "dns",
+        json!({"clusterIP": "10.43.0.53", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}),
+    )];
     let with = |ips: &[&str]| {
         let eps: Vec<_> = ips.iter().map(|ip| ep(ip, "n1")).collect();
-        build_rules(&services, &[slice("kube-system", "dns", "1", &[("dns", 1053, "UDP")], &eps)], &node(), &Config::default())
+        build_rules(
+            &services,
+            &[slice(
+                "kube-system",
+                "dns",
+                "1",
+                &[("dns", 1053, "UDP")],
+                &eps,
+            )],
+            &node(),
+            &Config::default(),
+        )
     };
     let before = with(&["10.42.0.2", "10.42.0.3"]);
-    assert!(before.chains.values().flat_map(|c| &c.rules).any(|r| r == "meta l4proto udp dnat to 10.42.0.2:1053"));
-    assert_eq!(elements(&before, "service-ips")[0].split(" : ").next(), Some("10.43.0.53 . udp . 53"));
+    assert!(
+        before
+            .chains
+            .values()
+            .flat_map(|c| &c.rules)
+            .any(|r| r == "meta l4proto udp dnat to 10.42.0.2:1053")
+    );
+    assert_eq!(
+        elements(&before, "service-ips")[0].split(" : ").next(),
+        Some("10.43.0.53 . udp . 53")
+    );
     let after = with(&["10.42.0.3"]);
-    let stale: Vec<String> = crate::nft::stale_udp_endpoints(&before, &after).into_iter().collect();
+    let stale: Vec<String> = crate::nft::stale_udp_endpoints(&before, &after)
+        .into_iter()
+        .collect();
     assert_eq!(stale, ["10.42.0.2"]);
     assert!(crate::nft::stale_udp_endpoints(&after, &before).is_empty());
 }
@@ -166,7 +250,10 @@ fn udp_ports_dnat_udp_and_stale_udp_endpoints_are_detected() {
 #[test]
 fn node_port_addresses_restrict_where_node_ports_answer() {
     let config = Config {
-        nodeport_addresses: vec!["192.168.0.2".parse().expect("ip"), "192.168.0.3".parse().expect("ip")],
+        nodeport_addresses: vec![
+            "192.168.0.2".parse().expect("ip"),
+            "192.168.0.3".parse().expect("ip"),
+        ],
         ..Config::default()
     };
     let set = build_from_ports(&[], &config);
@@ -191,7 +278,10 @@ fn affinity_timeout_is_part_of_the_set_identity() {
 
 #[test]
 fn names_are_stable_and_distinct() {
-    assert_eq!(short_hash("default/web/tcp/http"), short_hash("default/web/tcp/http"));
+    assert_eq!(
+        short_hash("default/web/tcp/http"),
+        short_hash("default/web/tcp/http")
+    );
     assert_ne!(short_hash("a-b/c/tcp/"), short_hash("a/b-c/tcp/"));
     assert_eq!(short_hash("x").len(), 8);
 }

@@ -1,3 +1,5 @@
+//! Tests for the sync pacer: coalescing, minimum interval, back-off on failure.
+
 use std::time::{Duration, Instant};
 
 use super::Pacer;

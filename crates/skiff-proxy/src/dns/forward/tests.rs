@@ -1,3 +1,5 @@
+//! Tests for the forwarding cache: TTLs, negative answers, expiry, eviction.
+
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -14,10 +16,15 @@ fn name(s: &str) -> Name {
 
 fn answer(ttls: &[u32]) -> Message {
     let mut m = Message::new(7, MessageType::Response, OpCode::Query);
-    m.queries.push(Query::query(name("example.com."), RecordType::A));
+    m.queries
+        .push(Query::query(name("example.com."), RecordType::A));
     for (i, ttl) in ttls.iter().enumerate() {
         let ip = Ipv4Addr::new(192, 0, 2, u8::try_from(i + 1).expect("small"));
-        m.answers.push(Record::from_rdata(name("example.com."), *ttl, RData::A(A(ip))));
+        m.answers.push(Record::from_rdata(
+            name("example.com."),
+            *ttl,
+            RData::A(A(ip)),
+        ));
     }
     m
 }
@@ -31,8 +38,20 @@ fn ttl_is_the_smallest_answer_ttl_or_the_soa_minimum() {
     assert_eq!(cache_ttl(&answer(&[300, 60, 120])), Duration::from_secs(60));
     let mut negative = answer(&[]);
     negative.metadata.response_code = ResponseCode::NXDomain;
-    let soa = SOA::new(name("ns.example.com."), name("h.example.com."), 1, 1, 1, 1, 45);
-    negative.authorities.push(Record::from_rdata(name("example.com."), 900, RData::SOA(soa)));
+    let soa = SOA::new(
+        name("ns.example.com."),
+        name("h.example.com."),
+        1,
+        1,
+        1,
+        1,
+        45,
+    );
+    negative.authorities.push(Record::from_rdata(
+        name("example.com."),
+        900,
+        RData::SOA(soa),
+    ));
     assert_eq!(cache_ttl(&negative), Duration::from_secs(45));
     assert_eq!(cache_ttl(&answer(&[])), Duration::from_secs(30));
 }
@@ -42,7 +61,9 @@ fn cached_answers_age_and_expire() {
     let t0 = Instant::now();
     let mut cache = Cache::new(10, Duration::from_secs(300));
     cache.put(key(), &answer(&[60]), t0);
-    let hit = cache.get(&key(), t0 + Duration::from_secs(20)).expect("cached");
+    let hit = cache
+        .get(&key(), t0 + Duration::from_secs(20))
+        .expect("cached");
     assert_eq!(hit.answers[0].ttl, 40);
     assert!(cache.get(&key(), t0 + Duration::from_secs(60)).is_none());
     assert!(cache.is_empty());
@@ -52,7 +73,11 @@ fn cached_answers_age_and_expire() {
 fn keys_ignore_case_and_ttl_is_capped() {
     let t0 = Instant::now();
     let mut cache = Cache::new(10, Duration::from_secs(10));
-    cache.put(Key::of(&Query::query(name("example.com."), RecordType::A)), &answer(&[3600]), t0);
+    cache.put(
+        Key::of(&Query::query(name("example.com."), RecordType::A)),
+        &answer(&[3600]),
+        t0,
+    );
     assert!(cache.get(&key(), t0 + Duration::from_secs(9)).is_some());
     assert!(cache.get(&key(), t0 + Duration::from_secs(10)).is_none());
 }

@@ -1,3 +1,5 @@
+//! Tests for the pod resolv.conf per dnsPolicy and dnsConfig, and the host resolv.conf parser.
+
 use k8s_openapi::api::core::v1::PodSpec;
 use serde_json::json;
 
@@ -11,7 +13,9 @@ fn cluster() -> ClusterDns {
 }
 
 fn host() -> HostResolvConf {
-    parse("# generated\nnameserver 192.168.1.1\nnameserver fe80::1%eth0\nnameserver 1.1.1.1 ; second\nsearch corp.example lab.example\noptions edns0 timeout:2\n")
+    parse(
+        "# generated\nnameserver 192.168.1.1\nnameserver fe80::1%eth0\nnameserver 1.1.1.1 ; second\nsearch corp.example lab.example\noptions edns0 timeout:2\n",
+    )
 }
 
 fn spec(value: serde_json::Value) -> PodSpec {
@@ -23,7 +27,13 @@ fn spec(value: serde_json::Value) -> PodSpec {
 #[test]
 fn parses_the_host_resolv_conf() {
     let h = host();
-    assert_eq!(h.nameservers, vec!["192.168.1.1".parse::<IpAddr>().expect("ip"), "1.1.1.1".parse().expect("ip")]);
+    assert_eq!(
+        h.nameservers,
+        vec![
+            "192.168.1.1".parse::<IpAddr>().expect("ip"),
+            "1.1.1.1".parse().expect("ip")
+        ]
+    );
     assert_eq!(h.search, vec!["corp.example", "lab.example"]);
     assert_eq!(h.options, vec!["edns0", "timeout:2"]);
 }
@@ -39,13 +49,26 @@ fn cluster_first_is_the_default() {
 
 #[test]
 fn default_policy_copies_the_host() {
-    let text = pod_resolv_conf(&spec(json!({"dnsPolicy": "Default"})), "shop", &cluster(), &host());
-    assert_eq!(text, "nameserver 192.168.1.1\nnameserver 1.1.1.1\nsearch corp.example lab.example\noptions edns0 timeout:2\n");
+    let text = pod_resolv_conf(
+        &spec(json!({"dnsPolicy": "Default"})),
+        "shop",
+        &cluster(),
+        &host(),
+    );
+    assert_eq!(
+        text,
+        "nameserver 192.168.1.1\nnameserver 1.1.1.1\nsearch corp.example lab.example\noptions edns0 timeout:2\n"
+    );
 }
 
 #[test]
 fn host_network_with_cluster_first_falls_back_to_default_unless_with_host_net() {
-    let fallback = pod_resolv_conf(&spec(json!({"hostNetwork": true})), "a", &cluster(), &host());
+    let fallback = pod_resolv_conf(
+        &spec(json!({"hostNetwork": true})),
+        "a",
+        &cluster(),
+        &host(),
+    );
     assert!(fallback.starts_with("nameserver 192.168.1.1\n"));
     let cluster_dns = pod_resolv_conf(
         &spec(json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"})),
@@ -66,8 +89,16 @@ fn none_policy_uses_only_dns_config() {
         &cluster(),
         &host(),
     );
-    assert_eq!(text, "nameserver 9.9.9.9\nsearch x.example\noptions ndots:2 edns0\n");
-    let empty = pod_resolv_conf(&spec(json!({"dnsPolicy": "None"})), "a", &cluster(), &host());
+    assert_eq!(
+        text,
+        "nameserver 9.9.9.9\nsearch x.example\noptions ndots:2 edns0\n"
+    );
+    let empty = pod_resolv_conf(
+        &spec(json!({"dnsPolicy": "None"})),
+        "a",
+        &cluster(),
+        &host(),
+    );
     assert_eq!(empty, "");
 }
 
