@@ -164,7 +164,7 @@ pub async fn run(args: Args) -> Result<Report, Error> {
     for _ in 0..args.resyncs.max(1) {
         let mut nft = Nft::new(nft_command.clone(), None);
         let started = Instant::now();
-        nft.sync(&build_rules(&services, &slices, &node, &config))
+        nft.sync(build_rules(&services, &slices, &node, &config))
             .await?;
         full_resync.push(started.elapsed());
     }

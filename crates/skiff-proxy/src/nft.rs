@@ -115,18 +115,21 @@ impl Nft {
         }
     }
 
-    /// Makes `desired` the content of our table in one transaction.
-    pub async fn sync(&mut self, desired: &RuleSet) -> Result<()> {
+    /// Makes `desired` the content of our table in one transaction (kept, without a copy, as
+    /// the base of the next incremental sync).
+    pub async fn sync(&mut self, desired: RuleSet) -> Result<()> {
         let previous = self.applied.take();
         let text = match &previous {
-            Some(previous) => script::render(Some(previous), desired, &script::Existing::default()),
-            None => script::render(None, desired, &self.existing().await?),
+            Some(previous) => {
+                script::render(Some(previous), &desired, &script::Existing::default())
+            }
+            None => script::render(None, &desired, &self.existing().await?),
         };
         self.apply_script(&text).await?;
         if let Some(previous) = &previous {
-            self.clear_stale_udp(previous, desired).await;
+            self.clear_stale_udp(previous, &desired).await;
         }
-        self.applied = Some(desired.clone());
+        self.applied = Some(desired);
         Ok(())
     }
 

@@ -134,10 +134,11 @@ pub async fn run(
                 pacer.started(started);
                 let snapshot = snapshots.borrow_and_update().clone();
                 let desired = build_rules(&snapshot.services, &snapshot.slices, &config.node, &config.rules);
-                let result = nft.sync(&desired).await;
+                let chains = desired.chains.len();
+                let result = nft.sync(desired).await;
                 let elapsed = started.elapsed();
                 if let Some(m) = &metrics {
-                    m.observe_sync(elapsed, result.is_ok(), &desired);
+                    m.observe_sync(elapsed, result.is_ok(), chains);
                 }
                 match result {
                     Ok(()) => {

@@ -244,7 +244,7 @@ fn web(extra: Value) -> Service {
 async fn cluster_ip_reaches_every_endpoint_and_follows_changes() -> Result<()> {
     let t = Topology::new("a", 3).await?;
     let mut nft = t.nft();
-    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1, 2, 3])]))
+    nft.sync(rules(&[web(json!({}))], &[slice("web", 8080, &[1, 2, 3])]))
         .await?;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..60 {
@@ -256,7 +256,7 @@ async fn cluster_ip_reaches_every_endpoint_and_follows_changes() -> Result<()> {
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["ep1", "ep2", "ep3"]);
 
     // ep2 leaves: an incremental sync, and it is never reached again.
-    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1, 3])]))
+    nft.sync(rules(&[web(json!({}))], &[slice("web", 8080, &[1, 3])]))
         .await?;
     for _ in 0..30 {
         let body = t
@@ -267,7 +267,7 @@ async fn cluster_ip_reaches_every_endpoint_and_follows_changes() -> Result<()> {
     // A fresh proxy (restart) converges from whatever is in the table.
     let mut restarted = t.nft();
     restarted
-        .sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[2])]))
+        .sync(rules(&[web(json!({}))], &[slice("web", 8080, &[2])]))
         .await?;
     for _ in 0..10 {
         assert_eq!(
@@ -285,7 +285,7 @@ async fn node_port_answers_on_the_node_address() -> Result<()> {
     let spec =
         json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]});
     t.nft()
-        .sync(&rules(&[web(spec)], &[slice("web", 8080, &[1, 2])]))
+        .sync(rules(&[web(spec)], &[slice("web", 8080, &[1, 2])]))
         .await?;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..30 {
@@ -307,7 +307,7 @@ async fn services_without_endpoints_refuse_at_once() -> Result<()> {
     let spec =
         json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30090, "protocol": "TCP"}]});
     t.nft()
-        .sync(&rules(&[web(spec)], &[slice("web", 8080, &[])]))
+        .sync(rules(&[web(spec)], &[slice("web", 8080, &[])]))
         .await?;
     let started = Instant::now();
     let error = t
@@ -340,7 +340,7 @@ async fn session_affinity_sticks_to_one_endpoint() -> Result<()> {
     let t = Topology::new("d", 3).await?;
     let spec = json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}});
     let mut nft = t.nft();
-    nft.sync(&rules(
+    nft.sync(rules(
         &[web(spec.clone())],
         &[slice("web", 8080, &[1, 2, 3])],
     ))
@@ -360,13 +360,13 @@ async fn session_affinity_sticks_to_one_endpoint() -> Result<()> {
         "other",
         json!({"clusterIP": "10.43.0.21", "ports": [{"port": 80}]}),
     );
-    nft.sync(&rules(
+    nft.sync(rules(
         &[web(spec.clone()), other],
         &[slice("web", 8080, &[1, 2, 3])],
     ))
     .await?;
     t.nft()
-        .sync(&rules(&[web(spec)], &[slice("web", 8080, &[1, 2, 3])]))
+        .sync(rules(&[web(spec)], &[slice("web", 8080, &[1, 2, 3])]))
         .await?;
     for _ in 0..10 {
         assert_eq!(
@@ -382,7 +382,7 @@ async fn session_affinity_sticks_to_one_endpoint() -> Result<()> {
 async fn a_pod_reaches_itself_through_its_service() -> Result<()> {
     let t = Topology::new("e", 2).await?;
     t.nft()
-        .sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1])]))
+        .sync(rules(&[web(json!({}))], &[slice("web", 8080, &[1])]))
         .await?;
     for _ in 0..5 {
         assert_eq!(
@@ -413,7 +413,7 @@ async fn established_connections_survive_rule_swaps_and_restarts() -> Result<()>
     };
     let (services, slices) = echo(&[1]);
     let mut nft = t.nft();
-    nft.sync(&rules(&services, &slices)).await?;
+    nft.sync(rules(&services, &slices)).await?;
     let mut child = tokio::process::Command::new("ip")
         .args([
             "netns",
@@ -437,10 +437,10 @@ async fn established_connections_survive_rule_swaps_and_restarts() -> Result<()>
     // The endpoint set changes (ep2 added), then a new proxy does a full sync, then another
     // service appears: the open connection keeps working throughout.
     let (services, slices) = echo(&[1, 2]);
-    nft.sync(&rules(&services, &slices)).await?;
+    nft.sync(rules(&services, &slices)).await?;
     input.write_all(b"after-update\n").await?;
     assert_eq!(line(&mut output).await?, "after-update");
-    t.nft().sync(&rules(&services, &slices)).await?;
+    t.nft().sync(rules(&services, &slices)).await?;
     input.write_all(b"after-restart\n").await?;
     assert_eq!(line(&mut output).await?, "after-restart");
     drop(input);
@@ -465,7 +465,7 @@ async fn cleanup_removes_only_our_table() -> Result<()> {
     t.node
         .exec(&["nft", "add", "chain", "ip", "other", "keep"])?;
     let mut nft = t.nft();
-    nft.sync(&rules(&[web(json!({}))], &[slice("web", 8080, &[1])]))
+    nft.sync(rules(&[web(json!({}))], &[slice("web", 8080, &[1])]))
         .await?;
     let tables =
         String::from_utf8_lossy(&t.node.exec(&["nft", "list", "tables"])?.stdout).to_string();
