@@ -100,6 +100,10 @@ impl Config {
         crate::rules::Config {
             cluster_cidr: self.cluster_cidr,
             nodeport_addresses: self.nodeport_addresses.clone(),
+            node_local_ips: match self.dns_listen.ip() {
+                std::net::IpAddr::V4(ip) => vec![ip],
+                std::net::IpAddr::V6(_) => Vec::new(),
+            },
         }
     }
 }

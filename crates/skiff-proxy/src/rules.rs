@@ -42,6 +42,9 @@ pub struct Config {
     pub cluster_cidr: Ipv4Net,
     /// Addresses NodePorts answer on; empty means every local address except loopback.
     pub nodeport_addresses: Vec<Ipv4Addr>,
+    /// Cluster IPs served on the node itself (the cluster DNS address): a Service that claims
+    /// one (say `kube-system/kube-dns` without endpoints) gets no rule for it.
+    pub node_local_ips: Vec<Ipv4Addr>,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
         Config {
             cluster_cidr: Ipv4Net::new(Ipv4Addr::new(10, 42, 0, 0), 16).unwrap_or_default(),
             nodeport_addresses: Vec::new(),
+            node_local_ips: Vec::new(),
         }
     }
 }
@@ -98,7 +102,18 @@ pub fn build_from_ports(ports: &[ServicePort], config: &Config) -> RuleSet {
     let mut set = RuleSet::default();
     fixed_chains(&mut set, config);
     for port in ports {
-        add_service_port(&mut set, port, config);
+        if port
+            .cluster_ips
+            .iter()
+            .any(|ip| config.node_local_ips.contains(ip))
+        {
+            let mut port = port.clone();
+            port.cluster_ips
+                .retain(|ip| !config.node_local_ips.contains(ip));
+            add_service_port(&mut set, &port, config);
+        } else {
+            add_service_port(&mut set, port, config);
+        }
     }
     set
 }

@@ -1,5 +1,6 @@
 //! Golden tests of the rule set for every Service shape: ClusterIP, single endpoint, NodePort, traffic policies, affinity, no endpoints, headless, UDP, node-port addresses.
 
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
 use super::*;
@@ -284,4 +285,29 @@ fn names_are_stable_and_distinct() {
     );
     assert_ne!(short_hash("a-b/c/tcp/"), short_hash("a/b-c/tcp/"));
     assert_eq!(short_hash("x").len(), 8);
+}
+
+#[test]
+fn the_node_local_dns_address_is_never_claimed_by_a_service() {
+    let services = [service(
+        "kube-system",
+        "kube-dns",
+        json!({"clusterIP": "10.43.0.10", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}),
+    )];
+    let config = Config {
+        node_local_ips: vec!["10.43.0.10".parse().expect("ip")],
+        ..Config::default()
+    };
+    let set = build_rules(&services, &[] as &[EndpointSlice], &node(), &config);
+    assert_eq!(set, build_from_ports(&[], &config));
+    let without = build_rules(
+        &services,
+        &[] as &[EndpointSlice],
+        &node(),
+        &Config::default(),
+    );
+    assert_eq!(
+        elements(&without, "no-endpoint-services"),
+        ["10.43.0.10 . udp . 53 : goto reject-chain"]
+    );
 }
