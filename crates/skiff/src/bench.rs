@@ -5,7 +5,9 @@
 
 mod etcd;
 mod failover;
+mod ingress;
 mod local;
+mod proxy;
 mod stats;
 mod store;
 
@@ -21,6 +23,10 @@ pub enum Command {
     Store(store::Args),
     /// Write unavailability when the leader is killed, and a check that no write was lost.
     Failover(failover::Args),
+    /// Time from an EndpointSlice change to rules in effect, and full resync time (nftables).
+    Proxy(proxy::Args),
+    /// Requests/s and latency through the ingress versus direct to the backend.
+    Ingress(ingress::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -28,6 +34,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         match args.command {
             Command::Store(a) => store::run(a).await,
             Command::Failover(a) => failover::run(a).await,
+            Command::Proxy(a) => proxy::run(a).await,
+            Command::Ingress(a) => ingress::run(a).await,
         }
     };
     // Ctrl-C drops the bench future, whose guards kill every process and remove every

@@ -10,6 +10,9 @@ mod bench;
 mod cluster_cmd;
 mod control_plane;
 mod endpoints;
+mod ingress_cmd;
+mod kube_client;
+mod proxy_cmd;
 mod server;
 mod up;
 
@@ -38,6 +41,10 @@ enum Command {
     Bench(bench::Args),
     /// Run a node agent: join a cluster, register a Node, run its pods on Docker.
     Agent(agent_cmd::Args),
+    /// Run the node's service proxy (Service IPs, NodePorts) and cluster DNS.
+    Proxy(proxy_cmd::Args),
+    /// Run the node's ingress controller (Ingresses of class `skiff`, HTTP and HTTPS).
+    Ingress(ingress_cmd::Args),
 }
 
 fn init_tracing() {
@@ -70,6 +77,8 @@ fn main() -> std::process::ExitCode {
             Command::Cluster(args) => cluster_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Agent(args) => agent_cmd::run(args).await,
+            Command::Proxy(args) => proxy_cmd::run(args).await,
+            Command::Ingress(args) => ingress_cmd::run(args).await,
         }
     });
     match result {
