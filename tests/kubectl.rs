@@ -123,7 +123,17 @@ pub struct Up {
 }
 
 impl Up {
+    /// A control plane only (no node agent): for API-level tests.
     pub async fn start() -> anyhow::Result<Up> {
+        Up::start_with(None).await
+    }
+
+    /// With a node agent named `node` (unique on this machine) on a free node-API port.
+    pub async fn start_with_agent(node: &str) -> anyhow::Result<Up> {
+        Up::start_with(Some(node)).await
+    }
+
+    async fn start_with(node: Option<&str>) -> anyhow::Result<Up> {
         let dir = tempfile::Builder::new()
             .prefix("skiff-up-test-")
             .tempdir()?;
@@ -131,14 +141,28 @@ impl Up {
         let peer_port = free_port();
         let output = dir.path().join("up.log");
         let log = std::fs::File::create(&output)?;
+        let mut args = vec![
+            "up".to_string(),
+            "--api-port".into(),
+            api_port.to_string(),
+            "--peer-port".into(),
+            peer_port.to_string(),
+        ];
+        match node {
+            Some(n) => args.extend([
+                "--name".into(),
+                n.to_string(),
+                "--node-api-port".into(),
+                free_port().to_string(),
+            ]),
+            None => args.extend([
+                "--name".into(),
+                format!("api-only-{api_port}"),
+                "--no-agent".into(),
+            ]),
+        }
         let child = Command::new(crate::skiff_bin())
-            .args([
-                "up",
-                "--api-port",
-                &api_port.to_string(),
-                "--peer-port",
-                &peer_port.to_string(),
-            ])
+            .args(&args)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .stdin(Stdio::null())
@@ -156,7 +180,7 @@ impl Up {
             Duration::from_secs(60),
             || async {
                 let text = std::fs::read_to_string(&up.output).unwrap_or_default();
-                if text.contains("Error") || text.contains("error:") {
+                if text.lines().any(|l| l.starts_with("error:")) {
                     anyhow::bail!("skiff up failed:\n{text}");
                 }
                 Ok(text.contains("export KUBECONFIG=").then_some(()))
