@@ -118,6 +118,8 @@ impl Kubectl {
 pub struct Up {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    /// The node agent's name, if one runs (its containers are removed on drop).
+    pub node: Option<String>,
     pub api: String,
     pub output: PathBuf,
 }
@@ -172,6 +174,7 @@ impl Up {
         let up = Up {
             dir,
             child: Some(child),
+            node: node.map(str::to_string),
             api: format!("127.0.0.1:{api_port}"),
             output,
         };
@@ -199,11 +202,49 @@ impl Up {
     }
 }
 
+/// Removes every container and network a test node left in Docker (by its node label).
+pub fn remove_node_containers(node: &str) {
+    let label = format!("label=io.skiff.node={node}");
+    if let Ok(out) = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &label])
+        .output()
+    {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
+        }
+    }
+    if let Ok(out) = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &label])
+        .output()
+    {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["network", "rm"])
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
 impl Drop for Up {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(node) = &self.node {
+            remove_node_containers(node);
         }
     }
 }
