@@ -3,6 +3,7 @@
 //! Every bench starts what it measures itself (local members on loopback in temporary
 //! directories, with fsync on) and removes it afterwards, also on failure and Ctrl-C.
 
+mod api;
 mod etcd;
 mod failover;
 mod ingress;
@@ -21,6 +22,8 @@ pub struct Args {
 pub enum Command {
     /// Write and linearizable-read throughput and latency of the replicated store.
     Store(store::Args),
+    /// The Kubernetes API of a 3-member cluster: creates, gets, lists, watch fan-out, memory.
+    Api(api::Args),
     /// Write unavailability when the leader is killed, and a check that no write was lost.
     Failover(failover::Args),
     /// Time from an EndpointSlice change to rules in effect, and full resync time (nftables).
@@ -33,6 +36,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let work = async move {
         match args.command {
             Command::Store(a) => store::run(a).await,
+            Command::Api(a) => api::run(a).await,
             Command::Failover(a) => failover::run(a).await,
             Command::Proxy(a) => proxy::run(a).await,
             Command::Ingress(a) => ingress::run(a).await,

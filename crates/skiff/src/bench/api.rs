@@ -1,0 +1,301 @@
+//! `skiff bench api`: the Kubernetes API of a local 3-member cluster under load, through
+//! kube-rs clients: creates/s and gets/s with p50/p99, lists of every object (whole and paged),
+//! watch fan-out (event latency from write to delivery at many watchers), and each member's
+//! resident memory with the objects loaded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+
+use super::local::LocalCluster;
+use super::stats::{self, Samples};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value_t = 3)]
+    pub members: usize,
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub objects: usize,
+    /// Watchers for the fan-out phase.
+    #[arg(long, default_value_t = 500)]
+    pub watchers: usize,
+    /// Writes observed by every watcher in the fan-out phase.
+    #[arg(long, default_value_t = 50)]
+    pub watch_events: usize,
+}
+
+async fn client_for(cluster: &LocalCluster, member: usize) -> anyhow::Result<kube::Client> {
+    let text = std::fs::read_to_string(cluster.members[0].data_dir.join("admin.kubeconfig"))?;
+    let mut kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
+    for c in &mut kubeconfig.clusters {
+        if let Some(cluster_info) = c.cluster.as_mut() {
+            cluster_info.server = Some(format!("https://{}", cluster.members[member].api));
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn object(i: usize) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(format!("bench-{i:06}"));
+    cm.metadata.labels = Some(
+        [("bench".to_string(), "api".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    cm.data = Some(
+        [("payload".to_string(), "x".repeat(512))]
+            .into_iter()
+            .collect(),
+    );
+    cm
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.members >= 1 && args.clients >= 1 && args.objects >= 1,
+        "members, clients and objects must be positive"
+    );
+    eprintln!("starting a {}-member Skiff cluster...", args.members);
+    let cluster = LocalCluster::start(args.members, &[]).await?;
+    let mut clients = Vec::new();
+    for i in 0..args.members {
+        clients.push(client_for(&cluster, i).await?);
+    }
+    // Wait for the API of every member (bootstrap objects in place).
+    for c in &clients {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+            if ns.get_opt("default").await.ok().flatten().is_some() {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the API did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    println!(
+        "bench api: {} members, {} clients, {} ConfigMaps (512-byte payload), {} watchers",
+        args.members, args.clients, args.objects, args.watchers
+    );
+    stats::header();
+
+    // Creates, spread over every member.
+    let start = Instant::now();
+    let per_client = args.objects.div_ceil(args.clients);
+    let mut tasks = Vec::new();
+    for w in 0..args.clients {
+        let api: Api<ConfigMap> = Api::namespaced(clients[w % clients.len()].clone(), "default");
+        let range = (w * per_client)..((w + 1) * per_client).min(args.objects);
+        tasks.push(tokio::spawn(async move {
+            let mut s = Samples::default();
+            for i in range {
+                let t = Instant::now();
+                match api.create(&PostParams::default(), &object(i)).await {
+                    Ok(_) => s.latencies.push(t.elapsed()),
+                    Err(_) => s.errors += 1,
+                }
+            }
+            s
+        }));
+    }
+    let mut creates = Samples::default();
+    for t in tasks {
+        creates.merge(t.await?);
+    }
+    creates.elapsed = start.elapsed();
+    stats::row("skiff", "create", &creates);
+
+    // Gets of random objects.
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..args.clients {
+        let api: Api<ConfigMap> = Api::namespaced(clients[w % clients.len()].clone(), "default");
+        let n = args.objects;
+        tasks.push(tokio::spawn(async move {
+            let mut s = Samples::default();
+            for k in 0..per_client {
+                let i = (k * 7919 + w * 104_729) % n;
+                let t = Instant::now();
+                match api.get(&format!("bench-{i:06}")).await {
+                    Ok(_) => s.latencies.push(t.elapsed()),
+                    Err(_) => s.errors += 1,
+                }
+            }
+            s
+        }));
+    }
+    let mut gets = Samples::default();
+    for t in tasks {
+        gets.merge(t.await?);
+    }
+    gets.elapsed = start.elapsed();
+    stats::row("skiff", "get (linearizable)", &gets);
+
+    // Lists of every object: whole, and paged by 500 like kubectl.
+    let api: Api<ConfigMap> = Api::namespaced(clients[0].clone(), "default");
+    let mut whole = Samples::default();
+    let mut paged = Samples::default();
+    let start = Instant::now();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let list = api.list(&ListParams::default().labels("bench=api")).await?;
+        anyhow::ensure!(
+            list.items.len() == args.objects,
+            "listed {} of {}",
+            list.items.len(),
+            args.objects
+        );
+        whole.latencies.push(t.elapsed());
+        let t = Instant::now();
+        let mut token: Option<String> = None;
+        let mut n = 0;
+        loop {
+            let mut lp = ListParams::default().labels("bench=api").limit(500);
+            if let Some(c) = &token {
+                lp = lp.continue_token(c);
+            }
+            let page = api.list(&lp).await?;
+            n += page.items.len();
+            token = page.metadata.continue_.filter(|c| !c.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+        anyhow::ensure!(n == args.objects, "paged list saw {n} of {}", args.objects);
+        paged.latencies.push(t.elapsed());
+    }
+    whole.elapsed = start.elapsed();
+    paged.elapsed = whole.elapsed;
+    stats::row("skiff", &format!("list {} (whole)", args.objects), &whole);
+    stats::row(
+        "skiff",
+        &format!("list {} (500/page)", args.objects),
+        &paged,
+    );
+
+    // Memory of each member with the objects loaded.
+    for m in &cluster.members {
+        if let Some(pid) = m.child.as_ref().map(|c| c.id()) {
+            println!("rss {}: {:.1} MiB", m.name, rss_mib(pid).unwrap_or(0.0));
+        }
+    }
+
+    // Watch fan-out: many watchers (spread over members) each see every update; the latency is
+    // from just before the write to delivery.
+    let target = "bench-000000";
+    let rv = api
+        .get(target)
+        .await?
+        .metadata
+        .resource_version
+        .context("no resourceVersion")?;
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+    let mut watchers = Vec::new();
+    for w in 0..args.watchers {
+        let api: Api<ConfigMap> = Api::namespaced(clients[w % clients.len()].clone(), "default");
+        let rv = rv.clone();
+        let latencies = latencies.clone();
+        let want = args.watch_events;
+        watchers.push(tokio::spawn(async move {
+            let wp = WatchParams::default()
+                .fields(&format!("metadata.name={target}"))
+                .timeout(290);
+            let Ok(stream) = api.watch(&wp, &rv).await else {
+                return 0usize;
+            };
+            let mut stream = stream.boxed();
+            let mut seen = 0;
+            while let Ok(Some(ev)) = stream.try_next().await {
+                if let WatchEvent::Modified(cm) = ev {
+                    let sent: u128 = cm
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("sent"))
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let latency = Duration::from_micros(now_micros().saturating_sub(sent) as u64);
+                    if let Ok(mut l) = latencies.lock() {
+                        l.push(latency);
+                    }
+                    seen += 1;
+                    if seen >= want {
+                        break;
+                    }
+                }
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let start = Instant::now();
+    for _ in 0..args.watch_events {
+        let patch = serde_json::json!({"data": {"sent": now_micros().to_string()}});
+        api.patch(target, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut complete = 0;
+    for w in watchers {
+        if tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0)
+            >= args.watch_events
+        {
+            complete += 1;
+        }
+    }
+    let fanout = Samples {
+        latencies: latencies.lock().map(|l| l.clone()).unwrap_or_default(),
+        errors: 0,
+        elapsed: start.elapsed(),
+    };
+    stats::row(
+        "skiff",
+        &format!("watch fan-out x{}", args.watchers),
+        &fanout,
+    );
+    println!(
+        "watchers that saw all {} events: {complete}/{}",
+        args.watch_events, args.watchers
+    );
+    println!(
+        "api: creates {:.0}/s p99 {:.1} ms; gets {:.0}/s p99 {:.1} ms; list {} p50 {:.0} ms; watch p99 {:.1} ms",
+        creates.throughput(),
+        stats::ms(creates.percentile(0.99)),
+        gets.throughput(),
+        stats::ms(gets.percentile(0.99)),
+        args.objects,
+        stats::ms(whole.percentile(0.5)),
+        stats::ms(fanout.percentile(0.99))
+    );
+    drop(cluster);
+    Ok(())
+}
