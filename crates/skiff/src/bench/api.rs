@@ -216,6 +216,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .resource_version
         .context("no resourceVersion")?;
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.watchers.max(1));
     let mut watchers = Vec::new();
     for w in 0..args.watchers {
         let api: Api<ConfigMap> = Api::namespaced(clients[w % clients.len()].clone(), "default");
@@ -252,7 +253,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every watch is established before the first write (so latencies are delivery, not setup).
+    drop(ready_tx);
+    let mut established = 0;
+    while established < args.watchers {
+        match tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await {
+            Ok(Some(())) => established += 1,
+            _ => break,
+        }
+    }
+    println!("watches established: {established}/{}", args.watchers);
     let start = Instant::now();
     for _ in 0..args.watch_events {
         let patch = serde_json::json!({"data": {"sent": now_micros().to_string()}});
