@@ -36,7 +36,7 @@ fn contains(haystack: &str, needle: &str) -> anyhow::Result<()> {
 }
 
 /// The whole workflow with one kubectl version, in its own namespace.
-async fn workflow(k: &Kubectl, ns: &str) -> anyhow::Result<()> {
+pub async fn workflow(k: &Kubectl, ns: &str) -> anyhow::Result<()> {
     let n = ["-n", ns];
     let with_ns = |args: &[&str]| -> Vec<String> {
         args.iter().chain(n.iter()).map(|s| s.to_string()).collect()

@@ -333,3 +333,101 @@ async fn a_secret_value_is_absent_from_every_file_of_every_member() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubectl_workflow_runs_against_a_three_member_cluster_through_a_follower()
+-> anyhow::Result<()> {
+    let c = Cluster::start(3, &[]).await?;
+    wait_api(&c).await?;
+    let leader = c.leader().await?;
+    let follower = (leader + 1) % 3;
+    for (version, bin) in kubectl_versions() {
+        let mut k = Kubectl::new(bin, c.members[0].data_dir.join("admin.kubeconfig"))?;
+        k.server = Some(format!("https://{}", c.members[follower].api));
+        let ns = format!("cluster-wf-{}", version.replace('.', "-"));
+        crate::t70_kubectl::workflow(&k, &ns).await.map_err(|e| {
+            anyhow::anyhow!(
+                "kubectl {version} via follower {}: {e:#}\n{}",
+                c.members[follower].name,
+                c.log_tails()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_health_and_metrics() -> anyhow::Result<()> {
+    let c = Cluster::start(1, &[]).await?;
+    wait_api(&c).await?;
+    let k = kubectl_for(&c, 0)?;
+    let creds = credentials_from_kubeconfig(
+        &c.members[0].data_dir.join("admin.kubeconfig"),
+        c.dir.path(),
+    )?;
+    let api = c.members[0].api.clone();
+    let curl = |args: &[&str]| -> anyhow::Result<(u16, String)> {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+            .arg(&creds.0)
+            .args(args)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+    };
+    // Health endpoints need no credentials, like kube-apiserver's.
+    for path in ["/livez", "/readyz", "/healthz"] {
+        let (code, body) = curl(&[&format!("https://{api}{path}")])?;
+        anyhow::ensure!(code == 200 && body == "ok", "{path}: {code} {body}");
+    }
+    // A ServiceAccount token (TokenRequest through kubectl, a protobuf body) authenticates its
+    // bearer as the ServiceAccount: without RBAC rights it is refused with 403, not 401.
+    let token = k
+        .ok(&["create", "token", "default", "--duration=10m"])?
+        .trim()
+        .to_string();
+    anyhow::ensure!(token.matches('.').count() == 2, "not a JWT: {token}");
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("https://{api}/api/v1/namespaces/default/pods"),
+    ])?;
+    anyhow::ensure!(
+        code == 403 && body.contains("system:serviceaccount:default:default"),
+        "{code} {body}"
+    );
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {forged}"),
+        &format!("https://{api}/api/v1/namespaces"),
+    ])?;
+    anyhow::ensure!(code == 401, "a tampered token: {code}");
+    let (code, _) = curl(&[
+        "-H",
+        "Authorization: Bearer not-a-token",
+        &format!("https://{api}/api/v1/namespaces"),
+    ])?;
+    anyhow::ensure!(code == 401, "an unknown token: {code}");
+    // Metrics for an administrator: requests by verb/resource/code and the store's metrics.
+    let (code, body) = curl(&[
+        "--cert",
+        creds.1.to_str().unwrap_or_default(),
+        "--key",
+        creds.2.to_str().unwrap_or_default(),
+        &format!("https://{api}/metrics"),
+    ])?;
+    anyhow::ensure!(code == 200, "metrics: {code}");
+    for name in [
+        "apiserver_request_total",
+        "apiserver_request_duration_seconds",
+        "skiff_store_is_leader",
+        "skiff_store_wal_fsync_duration_seconds",
+    ] {
+        anyhow::ensure!(body.contains(name), "{name} missing from /metrics");
+    }
+    Ok(())
+}
