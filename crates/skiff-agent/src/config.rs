@@ -34,6 +34,8 @@ pub struct Config {
     pub max_pods: u32,
     /// How often a quiet pod is synced anyway.
     pub resync: Duration,
+    /// The registry the agent's metrics are registered in; a private one when `None`.
+    pub metrics_registry: Option<prometheus::Registry>,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             kubernetes_service: Some(("10.43.0.1".into(), 443)),
             max_pods: 110,
             resync: Duration::from_secs(10),
+            metrics_registry: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The agent's Prometheus metrics, named as the kubelet names them where one exists.
 //!
 //! One [`Metrics`] per agent, registered in its own [`prometheus::Registry`] (several agents in
-//! one process, as in tests, never collide) and served on the node API's `/metrics`.
+//! one process, as in tests, never collide) or in one the caller gives (`skiff up` shares the
+//! control plane's), and served on the node API's `/metrics` and the binary's plain-HTTP metrics
+//! listener.
 
 use std::time::Duration;
 
@@ -34,8 +36,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics in a registry of their own.
     pub fn new() -> Result<Metrics> {
-        let registry = Registry::new();
+        Self::register(&Registry::new())
+    }
+
+    /// The metrics registered in `registry` (which `render` then renders whole); an error if it
+    /// already holds an agent's metrics.
+    pub fn register(registry: &Registry) -> Result<Metrics> {
+        let registry = registry.clone();
         let running_pods = IntGauge::new(
             "kubelet_running_pods",
             "Number of pods that have a running pod sandbox",

@@ -105,7 +105,10 @@ pub async fn run(
     )
     .await?;
     let client = client(&config.server, &identity)?;
-    let metrics = Metrics::new()?;
+    let metrics = match &config.metrics_registry {
+        Some(registry) => Metrics::register(registry)?,
+        None => Metrics::new()?,
+    };
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(
         DockerRuntime::connect(config.docker_socket.as_deref(), Some(metrics.clone())).await?,
     );

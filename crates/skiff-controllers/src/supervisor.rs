@@ -401,6 +401,7 @@ impl Supervisor {
         }
         self.metrics.leader.set(0);
         self.metrics.term.set(0);
+        self.metrics.clear_nodes();
         let _ = self.active.send(None);
     }
 }

@@ -173,7 +173,14 @@ async fn compaction(store: Store) {
                     fence_term: Some(term),
                     op: Op::Compact { revision },
                 };
-                match store.write(req).await {
+                let started = Instant::now();
+                let written = store.write(req).await;
+                store
+                    .inner
+                    .metrics
+                    .compaction
+                    .observe(started.elapsed().as_secs_f64());
+                match written {
                     Ok(_) => tracing::info!(revision, "history compacted"),
                     Err(e) => tracing::warn!(revision, "compaction failed: {e}"),
                 }

@@ -25,6 +25,7 @@ pub struct StoreMetrics {
     pub apply_commit: Histogram,
     pub snapshot_build: Histogram,
     pub snapshot_install: Histogram,
+    pub compaction: Histogram,
     pub db_size: IntGauge,
     pub watchers: IntGauge,
     pub leases: IntGauge,
@@ -128,6 +129,12 @@ impl StoreMetrics {
                 r,
                 "skiff_store_snapshot_install_duration_seconds",
                 "Time to install a snapshot",
+                disk_buckets(),
+            )?,
+            compaction: histogram(
+                r,
+                "skiff_store_compaction_duration_seconds",
+                "History compaction on the leader, from proposal to applied (synced)",
                 disk_buckets(),
             )?,
             db_size: gauge(

@@ -37,6 +37,10 @@ pub struct Args {
     /// The Docker Engine socket.
     #[arg(long, default_value = "unix:///var/run/docker.sock")]
     docker_socket: String,
+    /// Plain-HTTP Prometheus endpoint (`/metrics`, `/healthz`) [default: 127.0.0.1:10255, skipped
+    /// with a warning when taken]; `off` disables it.
+    #[arg(long)]
+    metrics_listen: Option<crate::metrics_endpoint::Listen>,
     /// How often a quiet pod is synced anyway, in seconds.
     #[arg(long, default_value_t = 10)]
     resync_seconds: u64,
@@ -58,6 +62,7 @@ fn default_data_dir(name: &str) -> PathBuf {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let registry = prometheus::Registry::new();
     let config = skiff_agent::Config {
         server: args.server,
         token: args.token,
@@ -71,6 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         node_api_listen: args.node_api_listen,
         docker_socket: Some(args.docker_socket),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
+        metrics_registry: Some(registry.clone()),
         ..skiff_agent::Config::default()
     };
     if let Err(problems) = config.validate() {
@@ -81,6 +87,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.node_api_listen)
         .await
         .with_context(|| format!("binding the node API to {}", config.node_api_listen))?;
+    if let Some(addr) = crate::metrics_endpoint::serve(
+        args.metrics_listen,
+        crate::metrics_endpoint::AGENT_DEFAULT,
+        &registry,
+        "agent",
+    )
+    .await?
+    {
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
     let shutdown = async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

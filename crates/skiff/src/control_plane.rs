@@ -52,8 +52,7 @@ pub struct Member {
     pub store_token: String,
     pub node_token: String,
     pub kubeconfig: PathBuf,
-    /// Every metric of the member (store and API), for `/metrics` endpoints.
-    #[allow(dead_code)]
+    /// Every metric of the member (store, API, scheduler, controllers), for `/metrics`.
     pub registry: prometheus::Registry,
     shutdown: tokio::sync::watch::Sender<bool>,
 }

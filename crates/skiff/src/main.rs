@@ -12,6 +12,7 @@ mod control_plane;
 mod endpoints;
 mod ingress_cmd;
 mod kube_client;
+mod metrics_endpoint;
 mod proxy_cmd;
 mod server;
 mod up;

@@ -54,6 +54,11 @@ pub struct Args {
     pub history_window_secs: u64,
     #[arg(long, default_value_t = 30)]
     pub compaction_interval_secs: u64,
+    /// Plain-HTTP Prometheus endpoint (`/metrics`, `/healthz`) for the whole member (store,
+    /// API, scheduler, controllers); `off` disables it [default: 127.0.0.1:2381, skipped with a
+    /// warning when taken].
+    #[arg(long)]
+    pub metrics_listen: Option<crate::metrics_endpoint::Listen>,
     /// UNSAFE negative control for fault injection: linearizable reads skip the read index.
     #[arg(long, hide = true)]
     pub unsafe_local_reads: bool,
@@ -132,7 +137,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         api_url: api_url.clone(),
     })
     .await?;
+    let metrics = crate::metrics_endpoint::serve(
+        args.metrics_listen,
+        crate::metrics_endpoint::SERVER_DEFAULT,
+        &member.registry,
+        "server",
+    )
+    .await?;
     let store = &member.store;
+    if let Some(addr) = metrics {
+        eprintln!("metrics on http://{addr}/metrics");
+    }
     eprintln!(
         "skiff member {} (id {}) of cluster {}: peers on {}, API on {} ({} ms)",
         store.name(),

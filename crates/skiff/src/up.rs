@@ -30,6 +30,10 @@ pub struct Args {
     /// Run only the control plane, without a node agent.
     #[arg(long)]
     pub no_agent: bool,
+    /// Plain-HTTP Prometheus endpoint (`/metrics`, `/healthz`) for the member and its agent;
+    /// `off` disables it [default: 127.0.0.1:2381, skipped with a warning when taken].
+    #[arg(long)]
+    pub metrics_listen: Option<crate::metrics_endpoint::Listen>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -81,6 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             data_dir: args.data_dir.join("agent"),
             node_ip: Some(std::net::IpAddr::from([127, 0, 0, 1])),
             node_api_listen: listener.local_addr()?,
+            metrics_registry: Some(member.registry.clone()),
             ..skiff_agent::Config::default()
         };
         std::fs::create_dir_all(&config.data_dir)?;
@@ -94,10 +99,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }))
     };
+    let metrics = crate::metrics_endpoint::serve(
+        args.metrics_listen,
+        crate::metrics_endpoint::SERVER_DEFAULT,
+        &member.registry,
+        "up",
+    )
+    .await?;
     println!(
         "Skiff is up ({} ms): one control-plane member at https://{api}",
         started.elapsed().as_millis()
     );
+    if let Some(addr) = metrics {
+        println!("Prometheus metrics: http://{addr}/metrics");
+    }
     println!();
     println!("  export KUBECONFIG={}", member.kubeconfig.display());
     println!("  kubectl get namespaces");

@@ -30,9 +30,11 @@ pub async fn run(ctx: Arc<Context>, informers: Informers, config: Config) -> Res
 }
 
 async fn pass(ctx: &Context, informers: &Informers, config: &Config) -> Result<Option<Duration>> {
+    let all_nodes = informers.nodes.list();
+    ctx.metrics.set_nodes(&all_nodes);
     let outcome = plan(
         config,
-        &informers.nodes.list(),
+        &all_nodes,
         &informers.leases.list(),
         &informers.pods.list(),
         Timestamp::now(),
