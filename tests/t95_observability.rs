@@ -300,6 +300,22 @@ async fn prometheus_scrapes_three_members_and_alerts_when_one_is_killed() -> any
     }
     c.wait_voters(3).await?;
 
+    // One API request per member, so every member has request series to export.
+    for m in &c.members {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "--max-time",
+                "5",
+                &format!("https://{}/healthz", m.api),
+            ])
+            .output()?;
+        assert!(
+            out.status.success(),
+            "curl https://{}/healthz failed",
+            m.api
+        );
+    }
     // Each member serves the store, API, scheduler and controller metrics on its listener.
     let text = wait::until(
         "every member's metrics endpoint",

@@ -197,6 +197,33 @@ fn pod_errors() {
 }
 
 #[test]
+fn stateful_set_mounts_may_name_claim_templates() {
+    let set = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+                 "template": {"metadata": {"labels": {"app": "db"}},
+                              "spec": {"containers": [{"name": "db", "image": "db",
+                                  "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                     "spec": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": "1Gi"}}}}]}});
+    assert_eq!(
+        messages("apps", "StatefulSet", set.clone()),
+        Vec::<String>::new()
+    );
+    // A mount naming neither a volume nor a claim template is still refused.
+    let other = with(
+        &set,
+        "/spec/template/spec/containers/0/volumeMounts/0/name",
+        json!("logs"),
+    );
+    assert_eq!(
+        messages("apps", "StatefulSet", other),
+        vec!["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"logs\""]
+    );
+}
+
+#[test]
 fn deployment_errors() {
     let base = deployment();
     let cases: Vec<(Value, Vec<&str>)> = vec![

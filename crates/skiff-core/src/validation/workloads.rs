@@ -262,7 +262,47 @@ pub(super) fn stateful_set(errors: &mut Vec<Error>, object: &Value) {
         }
     }
     selector_matches_template(errors, spec, &path, "statefulset");
-    template(errors, spec, &path, &["Always"]);
+    template(errors, &with_claim_volumes(spec), &path, &["Always"]);
+}
+
+/// The StatefulSet spec with each `volumeClaimTemplates` name added to the template's volumes
+/// (as the PVC volume the controller gives each pod), so volume mounts that name a claim
+/// template validate, as they do in Kubernetes.
+fn with_claim_volumes(spec: &Value) -> std::borrow::Cow<'_, Value> {
+    let claims: Vec<&str> = list(spec, "volumeClaimTemplates")
+        .iter()
+        .filter_map(|claim| claim.pointer("/metadata/name").and_then(Value::as_str))
+        .filter(|name| !name.is_empty())
+        .collect();
+    if claims.is_empty() {
+        return std::borrow::Cow::Borrowed(spec);
+    }
+    let mut spec = spec.clone();
+    if let Some(template_spec) = spec
+        .pointer_mut("/template/spec")
+        .and_then(Value::as_object_mut)
+    {
+        let volumes = template_spec
+            .entry("volumes")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if volumes.is_null() {
+            *volumes = Value::Array(Vec::new());
+        }
+        if let Some(volumes) = volumes.as_array_mut() {
+            for claim in claims {
+                let taken = volumes
+                    .iter()
+                    .any(|v| v.get("name").and_then(Value::as_str) == Some(claim));
+                if !taken {
+                    volumes.push(serde_json::json!({
+                        "name": claim,
+                        "persistentVolumeClaim": {"claimName": claim},
+                    }));
+                }
+            }
+        }
+    }
+    std::borrow::Cow::Owned(spec)
 }
 
 pub(super) fn daemon_set(errors: &mut Vec<Error>, object: &Value) {
