@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 pub enum Outcome {
     /// The server acknowledged the operation.
     Ok,
-    /// The server definitely did not apply it (409 Conflict on a precondition, or the
-    /// connection was refused before anything was sent).
+    /// The server definitely did not apply it (409 Conflict on a precondition).
     Fail,
     /// Anything else: it may or may not have taken effect.
     Unknown,

@@ -301,6 +301,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         .wait_status(Duration::from_secs(120), |s| s.leader.is_some())
         .await
         .context("the cluster did not recover after healing")?;
+    // Writes with unknown outcomes may still land; let them before the final reads.
+    tokio::time::sleep(opts.op_timeout * 2).await;
 
     // Final reads (recorded as ordinary reads; retried, which is safe for reads).
     let final_process = process + 1;

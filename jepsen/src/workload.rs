@@ -38,7 +38,8 @@ pub enum Failure {
     /// 409: a precondition (resourceVersion, or create-if-absent) did not hold.
     Conflict,
     NotFound,
-    /// Nothing was sent: the connection was refused.
+    /// The connection was refused (the member is down). Not proof that nothing was sent: the
+    /// client may have sent the request on a pooled connection first.
     Refused,
     Other,
 }
@@ -205,7 +206,8 @@ pub async fn register_worker(w: Worker, keys: Vec<String>, stop: Arc<AtomicBool>
                         unavailable = false;
                         (Outcome::Fail, None)
                     }
-                    Failure::Refused => (Outcome::Fail, None),
+                    // A refused connection may be hyper retrying a request it already sent
+                    // on a pooled connection: not a definite failure.
                     _ => (Outcome::Unknown, None),
                 },
                 Err(_) => (Outcome::Unknown, None),
@@ -255,7 +257,6 @@ pub async fn set_worker(w: Worker, stop: Arc<AtomicBool>, seed: u64) {
         let ret = w.rec.now();
         let (outcome, rv) = match r {
             Ok(Ok(cm)) => (Outcome::Ok, rv_of(&cm.metadata)),
-            Ok(Err(e)) if classify(&e) == Failure::Refused => (Outcome::Fail, None),
             _ => (Outcome::Unknown, None),
         };
         if outcome != Outcome::Ok {
