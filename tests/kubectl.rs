@@ -246,6 +246,34 @@ impl Drop for Up {
         if let Some(node) = &self.node {
             remove_node_containers(node);
         }
+        // The agent's secret and memory volumes are tmpfs mounts under the data directory.
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Unmounts (lazily) every mount point under `dir`, deepest first, so the directory can be
+/// removed: a killed agent leaves its tmpfs volumes mounted.
+pub fn unmount_under(dir: &std::path::Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        // mountinfo escapes space, tab, newline and backslash as octal.
+        .map(|p| {
+            PathBuf::from(
+                p.replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\012", "\n")
+                    .replace("\\134", "\\"),
+            )
+        })
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = Command::new("umount").arg("-l").arg(&p).output();
     }
 }
 

@@ -12,3 +12,4 @@ mod t70_kubectl;
 mod t71_api_cluster;
 mod t72_clients;
 mod t95_observability;
+mod t80_pods;

@@ -33,6 +33,17 @@ pub enum LocalImage {
 }
 
 impl LocalImage {
+    /// The local image a tag names, if it is one of Skiff's (built here, never pulled).
+    pub fn from_tag(tag: &str) -> Option<LocalImage> {
+        [
+            LocalImage::Sandbox,
+            LocalImage::TestBusybox,
+            LocalImage::TestHttpd,
+        ]
+        .into_iter()
+        .find(|image| image.tag() == tag)
+    }
+
     pub fn tag(self) -> &'static str {
         match self {
             LocalImage::Sandbox => SANDBOX_IMAGE,
@@ -122,12 +133,18 @@ pub fn build_context(image: LocalImage, busybox_path: &str) -> Result<Vec<u8>, E
     Ok(archive.finish())
 }
 
-/// Builds each image that the engine does not have yet.
+/// Builds each image that the engine does not have yet. Builds in this process take turns, so
+/// many pods needing the same absent image build it once.
 pub async fn ensure(
     runtime: &dyn ContainerRuntime,
     images: &[LocalImage],
     busybox_path: &str,
 ) -> Result<(), Error> {
+    static BUILDS: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    let _turn = BUILDS
+        .get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await;
     for image in images {
         if runtime.image_present(image.tag()).await? {
             continue;
@@ -137,4 +154,27 @@ pub async fn ensure(
         runtime.build_image(image.tag(), context).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LocalImage;
+
+    #[test]
+    fn only_skiffs_own_tags_are_local_images() {
+        assert_eq!(
+            LocalImage::from_tag("skiff-test/busybox:1"),
+            Some(LocalImage::TestBusybox)
+        );
+        assert_eq!(
+            LocalImage::from_tag("skiff-test/httpd:1"),
+            Some(LocalImage::TestHttpd)
+        );
+        assert_eq!(
+            LocalImage::from_tag("skiff/sandbox:1"),
+            Some(LocalImage::Sandbox)
+        );
+        assert_eq!(LocalImage::from_tag("skiff-test/busybox:2"), None);
+        assert_eq!(LocalImage::from_tag("busybox:1"), None);
+    }
 }

@@ -8,6 +8,7 @@ mod etcd;
 mod failover;
 mod ingress;
 mod local;
+mod pods;
 mod proxy;
 mod stats;
 mod store;
@@ -30,6 +31,8 @@ pub enum Command {
     Proxy(proxy::Args),
     /// Requests/s and latency through the ingress versus direct to the backend.
     Ingress(ingress::Args),
+    /// Pod create-to-Running latency and total against `docker run` in parallel; agent RSS.
+    Pods(pods::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -40,6 +43,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Command::Failover(a) => failover::run(a).await,
             Command::Proxy(a) => proxy::run(a).await,
             Command::Ingress(a) => ingress::run(a).await,
+            Command::Pods(a) => pods::run(a).await,
         }
     };
     // Ctrl-C drops the bench future, whose guards kill every process and remove every

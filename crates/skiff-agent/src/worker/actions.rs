@@ -142,7 +142,14 @@ async fn start_container(
     let image = container.image.clone().unwrap_or_default();
     if pull {
         worker.event(false, "Pulling", &format!("Pulling image \"{image}\""));
-        if let Err(e) = runtime.pull_image(&image).await {
+        // Skiff's own images are built from the node's busybox, never pulled (no registry).
+        let pulled = match images::LocalImage::from_tag(&image) {
+            Some(local) => images::ensure(runtime.as_ref(), &[local], images::BUSYBOX_PATH)
+                .await
+                .map_err(|e| e.to_string()),
+            None => runtime.pull_image(&image).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = pulled {
             let now = Timestamp::now();
             let entry = worker.memory.pull_backoff.get(&image).map(|(b, _)| *b);
             let failed_at = worker
@@ -156,7 +163,7 @@ async fn start_container(
                 .memory
                 .pull_backoff
                 .insert(image.clone(), (next, now));
-            fail(worker, name, "ErrImagePull", e.to_string());
+            fail(worker, name, "ErrImagePull", e);
             return false;
         }
         worker.memory.pull_backoff.remove(&image);
