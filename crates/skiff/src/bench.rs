@@ -9,6 +9,8 @@ mod failover;
 mod ingress;
 mod local;
 mod proxy;
+mod scheduler;
+mod startup;
 mod stats;
 mod store;
 
@@ -30,6 +32,10 @@ pub enum Command {
     Proxy(proxy::Args),
     /// Requests/s and latency through the ingress versus direct to the backend.
     Ingress(ingress::Args),
+    /// Pods scheduled per second: in memory, and on a cluster with N Node objects (no agents).
+    Scheduler(scheduler::Args),
+    /// A Deployment's apply → all Running on `skiff up`, versus a Docker Swarm service.
+    Startup(startup::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -40,6 +46,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Command::Failover(a) => failover::run(a).await,
             Command::Proxy(a) => proxy::run(a).await,
             Command::Ingress(a) => ingress::run(a).await,
+            Command::Scheduler(a) => scheduler::run(a).await,
+            Command::Startup(a) => startup::run(a).await,
         }
     };
     // Ctrl-C drops the bench future, whose guards kill every process and remove every

@@ -30,6 +30,11 @@ pub struct Args {
     /// Run only the control plane, without a node agent.
     #[arg(long)]
     pub no_agent: bool,
+    /// Seconds a Node's Lease may go unrenewed before the node is NotReady (Unknown) and
+    /// tainted unreachable (agents renew every 10 s; like kube-controller-manager's
+    /// --node-monitor-grace-period).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_monitor_grace_secs: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -63,6 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         peer_listener,
         api_listener,
         api_url: format!("https://{api}"),
+        node_grace_period: Duration::from_secs(args.node_monitor_grace_secs),
     })
     .await?;
     crate::control_plane::wait_ready(&member, Duration::from_secs(30)).await?;
