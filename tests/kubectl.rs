@@ -135,7 +135,16 @@ impl Up {
         Up::start_with(Some(node)).await
     }
 
+    /// With a node agent and extra `skiff up` flags.
+    pub async fn start_with_agent_args(node: &str, extra: &[&str]) -> anyhow::Result<Up> {
+        Up::start_with_args(Some(node), extra).await
+    }
+
     async fn start_with(node: Option<&str>) -> anyhow::Result<Up> {
+        Up::start_with_args(node, &[]).await
+    }
+
+    async fn start_with_args(node: Option<&str>, extra: &[&str]) -> anyhow::Result<Up> {
         let dir = tempfile::Builder::new()
             .prefix("skiff-up-test-")
             .tempdir()?;
@@ -163,6 +172,7 @@ impl Up {
                 "--no-agent".into(),
             ]),
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(crate::skiff_bin())
             .args(&args)
             .arg("--data-dir")
@@ -199,6 +209,17 @@ impl Up {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// The node join token `skiff up` printed (for a second `skiff agent`).
+    pub fn node_token(&self) -> anyhow::Result<String> {
+        let log = self.log();
+        log.lines()
+            .find_map(|l| {
+                let rest = l.split_once("--token ")?.1;
+                rest.split_whitespace().next().map(str::to_string)
+            })
+            .ok_or_else(|| anyhow::anyhow!("no node token in skiff up's output:\n{log}"))
     }
 }
 

@@ -13,3 +13,4 @@ mod t71_api_cluster;
 mod t72_clients;
 mod t95_observability;
 mod t80_pods;
+mod t81_workloads;

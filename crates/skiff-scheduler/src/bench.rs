@@ -115,8 +115,37 @@ pub async fn against_api(
     pods: usize,
     timeout: Duration,
 ) -> Result<Report, Error> {
+    measure(client, nodes, pods, timeout, true).await
+}
+
+/// Like [`against_api`], but the scheduler is the one the cluster already runs (on its Raft
+/// leader): this only creates the objects and waits for the bindings.
+pub async fn against_cluster_scheduler(
+    client: Client,
+    nodes: usize,
+    pods: usize,
+    timeout: Duration,
+) -> Result<Report, Error> {
+    measure(client, nodes, pods, timeout, false).await
+}
+
+async fn measure(
+    client: Client,
+    nodes: usize,
+    pods: usize,
+    timeout: Duration,
+    own_scheduler: bool,
+) -> Result<Report, Error> {
     let namespace = format!("skiff-bench-{}", std::process::id());
-    let result = run_api(client.clone(), &namespace, nodes, pods, timeout).await;
+    let result = run_api(
+        client.clone(),
+        &namespace,
+        nodes,
+        pods,
+        timeout,
+        own_scheduler,
+    )
+    .await;
     // Clean up whatever happened.
     let node_api: Api<Node> = Api::all(client.clone());
     for i in 0..nodes {
@@ -135,6 +164,7 @@ async fn run_api(
     nodes: usize,
     pods: usize,
     timeout: Duration,
+    own_scheduler: bool,
 ) -> Result<Report, Error> {
     let ns_api: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace =
@@ -151,12 +181,16 @@ async fn run_api(
         .try_collect::<Vec<_>>()
         .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let scheduler = tokio::spawn(crate::runner::run(
-        client.clone(),
-        crate::runner::Config::default(),
-        crate::metrics::Metrics::unregistered().map_err(|e| Error::Scheduler(e.to_string()))?,
-        stop_rx,
-    ));
+    let scheduler = if own_scheduler {
+        Some(tokio::spawn(crate::runner::run(
+            client.clone(),
+            crate::runner::Config::default(),
+            crate::metrics::Metrics::unregistered().map_err(|e| Error::Scheduler(e.to_string()))?,
+            stop_rx,
+        )))
+    } else {
+        None
+    };
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let started = Instant::now();
     let creating = futures::stream::iter(0..pods)
@@ -171,7 +205,9 @@ async fn run_api(
     let waiting = wait_bound(pod_api.clone(), pods, timeout);
     let (created, bound) = tokio::join!(creating, waiting);
     let _ = stop_tx.send(true);
-    let _ = scheduler.await;
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
     created?;
     let bound = bound?;
     Ok(Report {

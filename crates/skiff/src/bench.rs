@@ -10,6 +10,8 @@ mod ingress;
 mod local;
 mod pods;
 mod proxy;
+mod scheduler;
+mod startup;
 mod stats;
 mod store;
 
@@ -33,6 +35,10 @@ pub enum Command {
     Ingress(ingress::Args),
     /// Pod create-to-Running latency and total against `docker run` in parallel; agent RSS.
     Pods(pods::Args),
+    /// Pods scheduled per second: in memory, and on a cluster with N Node objects (no agents).
+    Scheduler(scheduler::Args),
+    /// A Deployment's apply → all Running on `skiff up`, versus a Docker Swarm service.
+    Startup(startup::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -44,6 +50,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Command::Proxy(a) => proxy::run(a).await,
             Command::Ingress(a) => ingress::run(a).await,
             Command::Pods(a) => pods::run(a).await,
+            Command::Scheduler(a) => scheduler::run(a).await,
+            Command::Startup(a) => startup::run(a).await,
         }
     };
     // Ctrl-C drops the bench future, whose guards kill every process and remove every

@@ -42,6 +42,9 @@ pub struct Options {
     pub api_listener: tokio::net::TcpListener,
     /// `https://host:port` clients should use for this member's API.
     pub api_url: String,
+    /// How long a Node's Lease may go unrenewed before the node lifecycle controller marks it
+    /// Unknown and taints it unreachable.
+    pub node_grace_period: Duration,
 }
 
 /// A running member.
@@ -137,7 +140,14 @@ pub async fn start(opts: Options) -> anyhow::Result<Member> {
         shutdown_rx,
     )
     .await?;
-    start_control_loops(&store, &opts.api_url, &registry, shutdown.subscribe()).await?;
+    start_control_loops(
+        &store,
+        &opts.api_url,
+        opts.node_grace_period,
+        &registry,
+        shutdown.subscribe(),
+    )
+    .await?;
     let kubeconfig = data_dir.join("admin.kubeconfig");
     if !kubeconfig.exists() {
         let text = skiff_apiserver::admin_kubeconfig(store.ca(), &opts.api_url, "skiff-admin")?;
@@ -159,6 +169,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Member> {
 async fn start_control_loops(
     store: &Store,
     api_url: &str,
+    node_grace_period: Duration,
     registry: &prometheus::Registry,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -173,6 +184,7 @@ async fn start_control_loops(
     .await?;
     let config = supervisor::Config {
         member_name: store.name().to_string(),
+        node_grace_period,
         ..supervisor::Config::default()
     };
     let problems = config.validate();

@@ -59,6 +59,11 @@ pub struct Args {
     /// warning when taken].
     #[arg(long)]
     pub metrics_listen: Option<crate::metrics_endpoint::Listen>,
+    /// Seconds a Node's Lease may go unrenewed before the node is NotReady (Unknown) and
+    /// tainted unreachable (agents renew every 10 s; like kube-controller-manager's
+    /// --node-monitor-grace-period).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_monitor_grace_secs: u64,
     /// UNSAFE negative control for fault injection: linearizable reads skip the read index.
     #[arg(long, hide = true)]
     pub unsafe_local_reads: bool,
@@ -135,6 +140,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         peer_listener,
         api_listener,
         api_url: api_url.clone(),
+        node_grace_period: Duration::from_secs(args.node_monitor_grace_secs),
     })
     .await?;
     let metrics = crate::metrics_endpoint::serve(

@@ -34,6 +34,11 @@ pub struct Args {
     /// `off` disables it [default: 127.0.0.1:2381, skipped with a warning when taken].
     #[arg(long)]
     pub metrics_listen: Option<crate::metrics_endpoint::Listen>,
+    /// Seconds a Node's Lease may go unrenewed before the node is NotReady (Unknown) and
+    /// tainted unreachable (agents renew every 10 s; like kube-controller-manager's
+    /// --node-monitor-grace-period).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_monitor_grace_secs: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -67,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         peer_listener,
         api_listener,
         api_url: format!("https://{api}"),
+        node_grace_period: Duration::from_secs(args.node_monitor_grace_secs),
     })
     .await?;
     crate::control_plane::wait_ready(&member, Duration::from_secs(30)).await?;

@@ -46,7 +46,19 @@ const VOLUME_SOURCES: &[&str] = &[
 
 /// Validate a pod spec at `path` (`spec` or `spec.template.spec`).
 pub(super) fn pod_spec(errors: &mut Vec<Error>, path: &Path, spec: &Value) {
-    let volume_names = volumes(errors, &path.child("volumes"), list(spec, "volumes"));
+    pod_spec_with_claims(errors, path, spec, &[]);
+}
+
+/// Like [`pod_spec`], with volume names a StatefulSet's `volumeClaimTemplates` provide (its
+/// pods get those volumes when the controller creates them).
+pub(super) fn pod_spec_with_claims(
+    errors: &mut Vec<Error>,
+    path: &Path,
+    spec: &Value,
+    claims: &[String],
+) {
+    let mut volume_names = volumes(errors, &path.child("volumes"), list(spec, "volumes"));
+    volume_names.extend(claims.iter().cloned());
     let host_network = spec.get("hostNetwork").and_then(Value::as_bool) == Some(true);
     let containers = list(spec, "containers");
     if containers.is_empty() {

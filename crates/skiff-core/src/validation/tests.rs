@@ -429,3 +429,29 @@ fn virtual_resources_need_no_metadata() {
         .is_empty()
     );
 }
+
+#[test]
+fn stateful_set_mounts_may_name_its_claim_templates() {
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "nginx",
+                                  "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                     "spec": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": "1Gi"}}}}]}});
+    assert_eq!(
+        messages("apps", "StatefulSet", sts.clone()),
+        Vec::<String>::new()
+    );
+    let other = with(
+        &sts,
+        "/spec/volumeClaimTemplates/0/metadata/name",
+        json!("logs"),
+    );
+    assert_eq!(
+        messages("apps", "StatefulSet", other),
+        vec!["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"data\""]
+    );
+}

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::cron;
 use super::meta::template_meta;
-use super::pod::{pod_spec, restart_policy};
+use super::pod::{pod_spec_with_claims, restart_policy};
 use super::values::{int, list, non_negative, one_of, present, text, text_or_empty};
 use crate::field::{Error, Path};
 use crate::names;
@@ -62,7 +62,12 @@ fn template(errors: &mut Vec<Error>, spec: &Value, path: &Path, restart: &[&str]
     template_meta(errors, &template_path.child("metadata"), template);
     let template_spec = template.get("spec").unwrap_or(&Value::Null);
     let spec_path = template_path.child("spec");
-    pod_spec(errors, &spec_path, template_spec);
+    let claims: Vec<String> = list(spec, "volumeClaimTemplates")
+        .iter()
+        .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    pod_spec_with_claims(errors, &spec_path, template_spec, &claims);
     restart_policy(errors, &spec_path, template_spec, restart);
 }
 

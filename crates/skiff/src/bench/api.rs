@@ -30,7 +30,10 @@ pub struct Args {
     pub watch_events: usize,
 }
 
-async fn client_for(cluster: &LocalCluster, member: usize) -> anyhow::Result<kube::Client> {
+pub(super) async fn client_for(
+    cluster: &LocalCluster,
+    member: usize,
+) -> anyhow::Result<kube::Client> {
     let text = std::fs::read_to_string(cluster.members[0].data_dir.join("admin.kubeconfig"))?;
     let mut kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
     for c in &mut kubeconfig.clusters {
