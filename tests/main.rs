@@ -11,3 +11,4 @@ mod t60_fencing;
 mod t70_kubectl;
 mod t71_api_cluster;
 mod t72_clients;
+mod t90_network;

@@ -37,6 +37,9 @@ pub struct Args {
     /// The Docker Engine socket.
     #[arg(long, default_value = "unix:///var/run/docker.sock")]
     docker_socket: String,
+    /// The cluster DNS address pods get as their resolver (`dnsPolicy: ClusterFirst`).
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: IpAddr,
     /// How often a quiet pod is synced anyway, in seconds.
     #[arg(long, default_value_t = 10)]
     resync_seconds: u64,
@@ -71,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         node_api_listen: args.node_api_listen,
         docker_socket: Some(args.docker_socket),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
+        cluster_dns: vec![args.cluster_dns],
         ..skiff_agent::Config::default()
     };
     if let Err(problems) = config.validate() {

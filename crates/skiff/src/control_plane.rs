@@ -42,6 +42,8 @@ pub struct Options {
     pub api_listener: tokio::net::TcpListener,
     /// `https://host:port` clients should use for this member's API.
     pub api_url: String,
+    /// Where Service ClusterIPs come from [default: the API server's, 10.43.0.0/16].
+    pub service_cidr: Option<(std::net::Ipv4Addr, u8)>,
 }
 
 /// A running member.
@@ -118,11 +120,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Member> {
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         serving_names.push(h.trim().to_string());
     }
+    let defaults = skiff_apiserver::Config::default();
     let config = skiff_apiserver::Config {
         encryption_key_file: key_file,
         serving_names,
         advertise_url: opts.api_url.clone(),
-        ..skiff_apiserver::Config::default()
+        service_cidr: opts.service_cidr.unwrap_or(defaults.service_cidr),
+        ..defaults
     };
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let api = skiff_apiserver::start(

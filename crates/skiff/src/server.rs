@@ -130,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         peer_listener,
         api_listener,
         api_url: api_url.clone(),
+        service_cidr: None,
     })
     .await?;
     let store = &member.store;
