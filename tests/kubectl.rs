@@ -130,21 +130,26 @@ impl Up {
         Up::start_with(None).await
     }
 
-    /// With a node agent named `node` (unique on this machine) on a free node-API port.
+    /// With a node agent named `node` (unique on this machine) on a free node-API port; without
+    /// the service proxy and the ingress (host-global nftables rules, DNS address and ports).
     pub async fn start_with_agent(node: &str) -> anyhow::Result<Up> {
-        Up::start_with(Some(node)).await
+        Up::start_with_args(Some(node), &["--no-proxy".into(), "--no-ingress".into()]).await
     }
 
-    /// With a node agent and extra `skiff up` flags.
+    /// With a node agent and extra `skiff up` flags (still without the proxy and the ingress).
     pub async fn start_with_agent_args(node: &str, extra: &[&str]) -> anyhow::Result<Up> {
-        Up::start_with_args(Some(node), extra).await
+        let mut args: Vec<String> = vec!["--no-proxy".into(), "--no-ingress".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Up::start_with_args(Some(node), &args).await
     }
 
     async fn start_with(node: Option<&str>) -> anyhow::Result<Up> {
         Up::start_with_args(node, &[]).await
     }
 
-    async fn start_with_args(node: Option<&str>, extra: &[&str]) -> anyhow::Result<Up> {
+    /// Like [`Up::start_with_agent`] (or [`Up::start`] without a node) with more `skiff up`
+    /// flags: the networking tests turn the proxy and ingress on with unique values.
+    pub async fn start_with_args(node: Option<&str>, extra: &[String]) -> anyhow::Result<Up> {
         let dir = tempfile::Builder::new()
             .prefix("skiff-up-test-")
             .tempdir()?;
@@ -172,7 +177,7 @@ impl Up {
                 "--no-agent".into(),
             ]),
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().cloned());
         let child = Command::new(crate::skiff_bin())
             .args(&args)
             .arg("--data-dir")

@@ -14,3 +14,4 @@ mod t72_clients;
 mod t95_observability;
 mod t80_pods;
 mod t81_workloads;
+mod t90_network;

@@ -112,9 +112,15 @@ pub async fn run(
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(
         DockerRuntime::connect(config.docker_socket.as_deref(), Some(metrics.clone())).await?,
     );
+    // The sandbox and the test images (`skiff-test/busybox:1`, `skiff-test/httpd:1`): there is
+    // no registry, so they are built here, once per engine.
     images::ensure(
         runtime.as_ref(),
-        &[images::LocalImage::Sandbox],
+        &[
+            images::LocalImage::Sandbox,
+            images::LocalImage::TestBusybox,
+            images::LocalImage::TestHttpd,
+        ],
         images::BUSYBOX_PATH,
     )
     .await?;

@@ -30,6 +30,9 @@ pub struct Config {
     pub max_sync_backoff: Duration,
     /// The argv that runs nft (default `["nft"]`).
     pub nft_command: Vec<String>,
+    /// The nftables table this proxy owns, `table ip <table>` (default `skiff`). Proxies of
+    /// different clusters sharing a host need different tables (and service CIDRs).
+    pub table: String,
     /// The argv that runs conntrack, to clear flows of removed UDP endpoints (default
     /// `["conntrack"]`; `None` to never touch conntrack).
     pub conntrack_command: Option<Vec<String>>,
@@ -52,12 +55,22 @@ impl Default for Config {
             min_sync_interval: Duration::from_millis(50),
             max_sync_backoff: Duration::from_secs(5),
             nft_command: vec!["nft".into()],
+            table: crate::rules::TABLE.to_string(),
             conntrack_command: Some(vec!["conntrack".into()]),
             dns: crate::dns::Config::default(),
             dns_listen: SocketAddr::from((Ipv4Addr::new(10, 43, 0, 10), 53)),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
         }
     }
+}
+
+/// An nftables identifier we are willing to emit unquoted.
+pub fn valid_table_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl Config {
@@ -83,6 +96,12 @@ impl Config {
         }
         if self.nft_command.is_empty() {
             problems.push("nft command is empty".into());
+        }
+        if !valid_table_name(&self.table) {
+            problems.push(format!(
+                "table name {:?} must start with a letter and hold only letters, digits, '-', '_' and '.' (at most 64)",
+                self.table
+            ));
         }
         if matches!(&self.conntrack_command, Some(c) if c.is_empty()) {
             problems.push("conntrack command is empty".into());

@@ -34,6 +34,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug)]
 pub struct Nft {
     command: Vec<String>,
+    table: String,
     applied: Option<RuleSet>,
     conntrack: Option<Vec<String>>,
 }
@@ -45,9 +46,16 @@ impl Nft {
     pub fn new(command: Vec<String>, conntrack: Option<Vec<String>>) -> Nft {
         Nft {
             command,
+            table: TABLE.to_string(),
             applied: None,
             conntrack,
         }
+    }
+
+    /// Owns `table ip <table>` instead of the default `table ip skiff`.
+    pub fn with_table(mut self, table: &str) -> Nft {
+        self.table = table.to_string();
+        self
     }
 
     /// The rule set in effect after the last successful sync.
@@ -105,7 +113,10 @@ impl Nft {
 
     /// Names of the objects in our table (empty when it does not exist).
     pub async fn existing(&self) -> Result<script::Existing> {
-        match self.run(&["-t", "list", "table", "ip", TABLE], None).await {
+        match self
+            .run(&["-t", "list", "table", "ip", &self.table], None)
+            .await
+        {
             Ok(text) => Ok(script::parse_listing(&text)),
             // "No such file or directory": the table does not exist yet.
             Err(Error::Failed { stderr, .. }) if stderr.contains("No such file") => {
@@ -120,10 +131,13 @@ impl Nft {
     pub async fn sync(&mut self, desired: RuleSet) -> Result<()> {
         let previous = self.applied.take();
         let text = match &previous {
-            Some(previous) => {
-                script::render(Some(previous), &desired, &script::Existing::default())
-            }
-            None => script::render(None, &desired, &self.existing().await?),
+            Some(previous) => script::render_in(
+                &self.table,
+                Some(previous),
+                &desired,
+                &script::Existing::default(),
+            ),
+            None => script::render_in(&self.table, None, &desired, &self.existing().await?),
         };
         self.apply_script(&text).await?;
         if let Some(previous) = &previous {
@@ -136,7 +150,7 @@ impl Nft {
     /// Removes our table, and only it.
     pub async fn cleanup(&mut self) -> Result<()> {
         self.applied = None;
-        self.apply_script(&script::cleanup()).await
+        self.apply_script(&script::cleanup_in(&self.table)).await
     }
 
     async fn clear_stale_udp(&self, previous: &RuleSet, desired: &RuleSet) {

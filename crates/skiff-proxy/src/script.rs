@@ -9,7 +9,8 @@
 //! updates and restarts. Order inside a transaction: declarations, map elements, chain rules, then
 //! flushing and deleting stale objects (a chain can be deleted only once nothing refers to it).
 //!
-//! Invariant: every command names `ip skiff`; nothing else is ever touched.
+//! Invariant: every command names our one table (`ip skiff` unless configured otherwise);
+//! nothing else is ever touched.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -43,34 +44,50 @@ pub fn parse_listing(text: &str) -> Existing {
     existing
 }
 
-/// The script that removes our table (and nothing else); succeeds whether or not it exists.
+/// The script that removes the default table (and nothing else); succeeds whether or not it
+/// exists.
 pub fn cleanup() -> String {
-    format!("add table ip {TABLE}\ndelete table ip {TABLE}\n")
+    cleanup_in(TABLE)
 }
 
-fn declare_chain(out: &mut String, name: &str, chain: &Chain) {
+/// The script that removes `table ip <table>` (and nothing else).
+pub fn cleanup_in(table: &str) -> String {
+    format!("add table ip {table}\ndelete table ip {table}\n")
+}
+
+fn declare_chain(out: &mut String, table: &str, name: &str, chain: &Chain) {
     match &chain.hook {
         Some(hook) => {
-            let _ = writeln!(out, "add chain ip {TABLE} {name} {{ {hook} }}");
+            let _ = writeln!(out, "add chain ip {table} {name} {{ {hook} }}");
         }
         None => {
-            let _ = writeln!(out, "add chain ip {TABLE} {name}");
+            let _ = writeln!(out, "add chain ip {table} {name}");
         }
     }
 }
 
-fn fill_chain(out: &mut String, name: &str, chain: &Chain) {
-    let _ = writeln!(out, "flush chain ip {TABLE} {name}");
+fn fill_chain(out: &mut String, table: &str, name: &str, chain: &Chain) {
+    let _ = writeln!(out, "flush chain ip {table} {name}");
     for rule in &chain.rules {
-        let _ = writeln!(out, "add rule ip {TABLE} {name} {rule}");
+        let _ = writeln!(out, "add rule ip {table} {name} {rule}");
     }
 }
 
 /// Renders the transaction that takes the table from `previous` (what we applied last; `None`
 /// for a full sync) to `desired`. `existing` lists what the kernel holds (used in full syncs).
 pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing) -> String {
+    render_in(TABLE, previous, desired, existing)
+}
+
+/// [`render`] for `table ip <table>` (one table per proxy when several share a host).
+pub fn render_in(
+    table: &str,
+    previous: Option<&RuleSet>,
+    desired: &RuleSet,
+    existing: &Existing,
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "add table ip {TABLE}");
+    let _ = writeln!(out, "add table ip {table}");
     let empty = RuleSet::default();
     let before = previous.unwrap_or(&empty);
     let full = previous.is_none();
@@ -78,25 +95,25 @@ pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing
     // 1. Declarations (idempotent `add`).
     for (name, chain) in &desired.chains {
         if full || !before.chains.contains_key(name) {
-            declare_chain(&mut out, name, chain);
+            declare_chain(&mut out, table, name, chain);
         }
     }
     for (name, map) in &desired.maps {
         if full || !before.maps.contains_key(name) {
-            let _ = writeln!(out, "add map ip {TABLE} {name} {{ type {}; }}", map.kind);
+            let _ = writeln!(out, "add map ip {table} {name} {{ type {}; }}", map.kind);
         }
     }
     for (name, decl) in &desired.sets {
         if full || !before.sets.contains_key(name) {
-            let _ = writeln!(out, "add set ip {TABLE} {name} {{ {decl} }}");
+            let _ = writeln!(out, "add set ip {table} {name} {{ {decl} }}");
         }
     }
 
     // 2. Map elements.
     for (name, map) in &desired.maps {
         if full {
-            let _ = writeln!(out, "flush map ip {TABLE} {name}");
-            add_elements(&mut out, name, map.elements.iter());
+            let _ = writeln!(out, "flush map ip {table} {name}");
+            add_elements(&mut out, table, name, map.elements.iter());
             continue;
         }
         let old = before.maps.get(name).map(|m| &m.elements);
@@ -112,12 +129,13 @@ pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing
             let keys: Vec<&str> = removed.iter().map(|k| k.as_str()).collect();
             let _ = writeln!(
                 out,
-                "delete element ip {TABLE} {name} {{ {} }}",
+                "delete element ip {table} {name} {{ {} }}",
                 keys.join(", ")
             );
         }
         add_elements(
             &mut out,
+            table,
             name,
             map.elements
                 .iter()
@@ -128,7 +146,7 @@ pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing
     // 3. Chain contents.
     for (name, chain) in &desired.chains {
         if full || before.chains.get(name) != Some(chain) {
-            fill_chain(&mut out, name, chain);
+            fill_chain(&mut out, table, name, chain);
         }
     }
 
@@ -156,16 +174,16 @@ pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing
         &mut known_sets.into_iter(),
     );
     for name in &stale_chains {
-        let _ = writeln!(out, "flush chain ip {TABLE} {name}");
+        let _ = writeln!(out, "flush chain ip {table} {name}");
     }
     for name in &stale_chains {
-        let _ = writeln!(out, "delete chain ip {TABLE} {name}");
+        let _ = writeln!(out, "delete chain ip {table} {name}");
     }
     for name in &stale_maps {
-        let _ = writeln!(out, "delete map ip {TABLE} {name}");
+        let _ = writeln!(out, "delete map ip {table} {name}");
     }
     for name in &stale_sets {
-        let _ = writeln!(out, "delete set ip {TABLE} {name}");
+        let _ = writeln!(out, "delete set ip {table} {name}");
     }
     out
 }
@@ -173,6 +191,7 @@ pub fn render(previous: Option<&RuleSet>, desired: &RuleSet, existing: &Existing
 /// Elements are added in batches of at most 1000 per command to keep lines reasonable.
 fn add_elements<'a>(
     out: &mut String,
+    table: &str,
     map: &str,
     elements: impl Iterator<Item = (&'a String, &'a String)>,
 ) {
@@ -180,7 +199,7 @@ fn add_elements<'a>(
     for batch in all.chunks(1000) {
         let _ = writeln!(
             out,
-            "add element ip {TABLE} {map} {{ {} }}",
+            "add element ip {table} {map} {{ {} }}",
             batch.join(", ")
         );
     }

@@ -93,7 +93,8 @@ pub async fn run(
         min_interval: config.min_sync_interval,
         max_backoff: config.max_sync_backoff,
     };
-    let nft = Nft::new(config.nft_command.clone(), config.conntrack_command.clone());
+    let nft = Nft::new(config.nft_command.clone(), config.conntrack_command.clone())
+        .with_table(&config.table);
     let mut ready_rx = snapshot_rx.clone();
     let sync_task = tokio::spawn({
         let stopped = stopped();
@@ -120,9 +121,9 @@ pub async fn run(
     watch_result
 }
 
-/// Removes the proxy's table (`skiff proxy --cleanup`).
+/// Removes the proxy's table, `config.table` (`skiff proxy --cleanup`).
 pub async fn cleanup(config: &Config) -> Result<(), Error> {
-    let mut nft = Nft::new(config.nft_command.clone(), None);
+    let mut nft = Nft::new(config.nft_command.clone(), None).with_table(&config.table);
     nft.cleanup().await?;
     Ok(())
 }

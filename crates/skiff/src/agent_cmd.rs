@@ -41,6 +41,9 @@ pub struct Args {
     /// with a warning when taken]; `off` disables it.
     #[arg(long)]
     metrics_listen: Option<crate::metrics_endpoint::Listen>,
+    /// The cluster DNS address pods get as their resolver (`dnsPolicy: ClusterFirst`).
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: IpAddr,
     /// How often a quiet pod is synced anyway, in seconds.
     #[arg(long, default_value_t = 10)]
     resync_seconds: u64,
@@ -77,6 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         docker_socket: Some(args.docker_socket),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         metrics_registry: Some(registry.clone()),
+        cluster_dns: vec![args.cluster_dns],
         ..skiff_agent::Config::default()
     };
     if let Err(problems) = config.validate() {

@@ -45,6 +45,8 @@ pub struct Options {
     /// How long a Node's Lease may go unrenewed before the node lifecycle controller marks it
     /// Unknown and taints it unreachable.
     pub node_grace_period: Duration,
+    /// Where Service ClusterIPs come from [default: the API server's, 10.43.0.0/16].
+    pub service_cidr: Option<(std::net::Ipv4Addr, u8)>,
 }
 
 /// A running member.
@@ -120,11 +122,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Member> {
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         serving_names.push(h.trim().to_string());
     }
+    let defaults = skiff_apiserver::Config::default();
     let config = skiff_apiserver::Config {
         encryption_key_file: key_file,
         serving_names,
         advertise_url: opts.api_url.clone(),
-        ..skiff_apiserver::Config::default()
+        service_cidr: opts.service_cidr.unwrap_or(defaults.service_cidr),
+        ..defaults
     };
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let api = skiff_apiserver::start(

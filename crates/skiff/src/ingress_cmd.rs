@@ -39,13 +39,7 @@ pub async fn run(args: Args) -> Result<()> {
     let client = kube_client::client(args.kubeconfig.as_deref()).await?;
     let registry = prometheus::Registry::new();
     let metrics = skiff_ingress::metrics::Metrics::new(&registry)?;
-    let controller = Arc::new(skiff_ingress::Controller::new(&config, Some(metrics)));
-    let http = TcpListener::bind(args.http_listen)
-        .await
-        .with_context(|| format!("binding {}", args.http_listen))?;
-    let https = TcpListener::bind(args.https_listen)
-        .await
-        .with_context(|| format!("binding {}", args.https_listen))?;
+    let (http, https) = bind(args.http_listen, args.https_listen).await?;
     let metrics_listener = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding metrics on {}", args.metrics_listen))?;
@@ -54,12 +48,52 @@ pub async fn run(args: Args) -> Result<()> {
         registry,
         std::future::pending(),
     ));
-    tokio::spawn(controller.serve_http(http, std::future::pending()));
-    tokio::spawn(controller.serve_https(https, std::future::pending())?);
     tracing::info!(http = %args.http_listen, https = %args.https_listen, class = %args.class, "ingress starting");
-    skiff_ingress::watch::run(config, client, controller, async {
+    serve(config, client, http, https, Some(metrics), async {
         let _ = tokio::signal::ctrl_c().await;
-    })
+    })?
     .await?;
     Ok(())
+}
+
+/// Binds the ingress's HTTP and HTTPS listeners, saying which port is taken.
+pub async fn bind(http: SocketAddr, https: SocketAddr) -> Result<(TcpListener, TcpListener)> {
+    let http = TcpListener::bind(http).await.with_context(|| {
+        format!("binding the ingress HTTP port {http} (taken? choose another port)")
+    })?;
+    let https = TcpListener::bind(https).await.with_context(|| {
+        format!("binding the ingress HTTPS port {https} (taken? choose another port)")
+    })?;
+    Ok((http, https))
+}
+
+/// Serves HTTP and HTTPS on the listeners and returns the watch loop that keeps the
+/// configuration current (listeners stop with `shutdown` too). Shared with `skiff up`.
+pub fn serve(
+    config: skiff_ingress::Config,
+    client: kube::Client,
+    http: TcpListener,
+    https: TcpListener,
+    metrics: Option<skiff_ingress::metrics::Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<impl std::future::Future<Output = Result<(), skiff_ingress::watch::Error>>> {
+    let controller = Arc::new(skiff_ingress::Controller::new(&config, metrics));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(controller.serve_http(http, until_stopped()));
+    tokio::spawn(
+        controller
+            .serve_https(https, until_stopped())
+            .context("setting up TLS for the ingress")?,
+    );
+    Ok(async move {
+        let result = skiff_ingress::watch::run(config, client, controller, shutdown).await;
+        let _ = stop.send(true);
+        result
+    })
 }

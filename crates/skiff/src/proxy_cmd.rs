@@ -44,6 +44,9 @@ pub struct Args {
     /// Minimum time between two rule syncs, milliseconds.
     #[arg(long, default_value_t = 50)]
     min_sync_interval_ms: u64,
+    /// The nftables table this proxy owns (`table ip <table>`); `--cleanup` removes it.
+    #[arg(long, default_value = "skiff")]
+    table: String,
 }
 
 fn config(args: &Args) -> Result<skiff_proxy::Config> {
@@ -63,6 +66,7 @@ fn config(args: &Args) -> Result<skiff_proxy::Config> {
         },
         dns_listen: args.dns_listen,
         resolv_conf: args.resolv_conf.clone(),
+        table: args.table.clone(),
         ..Default::default()
     };
     config.validate()?;
@@ -79,25 +83,11 @@ pub async fn run(args: Args) -> Result<()> {
     let config = config(&args)?;
     if args.cleanup {
         skiff_proxy::watch::cleanup(&config).await?;
-        eprintln!("removed table ip skiff");
+        eprintln!("removed table ip {}", config.table);
         return Ok(());
     }
     let client = kube_client::client(args.kubeconfig.as_deref()).await?;
-    if !args.no_dns_address
-        && let std::net::IpAddr::V4(ip) = args.dns_listen.ip()
-        && !ip.is_unspecified()
-        && !ip.is_loopback()
-    {
-        skiff_proxy::podnet::ensure_local_address(&Default::default(), ip)
-            .await
-            .context("adding the cluster DNS address to lo")?;
-    }
-    let udp = UdpSocket::bind(args.dns_listen)
-        .await
-        .with_context(|| format!("binding DNS (UDP) on {}", args.dns_listen))?;
-    let tcp = TcpListener::bind(args.dns_listen)
-        .await
-        .with_context(|| format!("binding DNS (TCP) on {}", args.dns_listen))?;
+    let dns = bind_dns(&config, !args.no_dns_address).await?;
     let registry = prometheus::Registry::new();
     let metrics = skiff_proxy::metrics::Metrics::new(&registry)?;
     let metrics_listener = TcpListener::bind(args.metrics_listen)
@@ -108,19 +98,38 @@ pub async fn run(args: Args) -> Result<()> {
         registry,
         std::future::pending(),
     ));
-    tracing::info!(node = %config.node_name, dns = %args.dns_listen, "service proxy starting");
-    skiff_proxy::watch::run(
-        config,
-        client,
-        skiff_proxy::watch::DnsListeners {
-            udp,
-            tcp: Some(tcp),
-        },
-        Some(metrics),
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-    )
+    tracing::info!(node = %config.node_name, dns = %args.dns_listen, table = %config.table, "service proxy starting");
+    skiff_proxy::watch::run(config, client, dns, Some(metrics), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
     .await?;
     Ok(())
+}
+
+/// Binds the cluster DNS on `config.dns_listen` (UDP and TCP), first adding its address to `lo`
+/// when `add_address` and it is neither loopback nor unspecified. Shared with `skiff up`.
+pub async fn bind_dns(
+    config: &skiff_proxy::Config,
+    add_address: bool,
+) -> Result<skiff_proxy::watch::DnsListeners> {
+    let listen = config.dns_listen;
+    if add_address
+        && let std::net::IpAddr::V4(ip) = listen.ip()
+        && !ip.is_unspecified()
+        && !ip.is_loopback()
+    {
+        skiff_proxy::podnet::ensure_local_address(&Default::default(), ip)
+            .await
+            .with_context(|| format!("adding the cluster DNS address {ip} to lo (needs root)"))?;
+    }
+    let udp = UdpSocket::bind(listen).await.with_context(|| {
+        format!("binding the cluster DNS (UDP) on {listen} (another proxy on this host?)")
+    })?;
+    let tcp = TcpListener::bind(listen).await.with_context(|| {
+        format!("binding the cluster DNS (TCP) on {listen} (another proxy on this host?)")
+    })?;
+    Ok(skiff_proxy::watch::DnsListeners {
+        udp,
+        tcp: Some(tcp),
+    })
 }

@@ -141,6 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         api_listener,
         api_url: api_url.clone(),
         node_grace_period: Duration::from_secs(args.node_monitor_grace_secs),
+        service_cidr: None,
     })
     .await?;
     let metrics = crate::metrics_endpoint::serve(

@@ -48,6 +48,31 @@ fn every_command_names_only_our_table() {
 }
 
 #[test]
+fn a_configured_table_is_the_only_one_named() {
+    let before = rules(&["10.42.0.1"]);
+    let full = render_in("skiff-n1", None, &before, &Existing::default());
+    let incremental = render_in(
+        "skiff-n1",
+        Some(&before),
+        &rules(&["10.42.0.2"]),
+        &Existing::default(),
+    );
+    for line in full.lines().chain(incremental.lines()) {
+        assert!(
+            line.contains(" ip skiff-n1 ") || line.ends_with(" ip skiff-n1"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        cleanup_in("skiff-n1"),
+        "add table ip skiff-n1\ndelete table ip skiff-n1\n"
+    );
+    assert!(crate::config::valid_table_name("skiff-n1.example"));
+    assert!(!crate::config::valid_table_name("1skiff"));
+    assert!(!crate::config::valid_table_name("skiff;flush ruleset"));
+}
+
+#[test]
 fn full_sync_removes_stale_objects_after_flushing_them() {
     let mut existing = Existing::default();
     existing.chains.insert("svc-old".into());
