@@ -53,7 +53,6 @@ pub struct Member {
     pub node_token: String,
     pub kubeconfig: PathBuf,
     /// Every metric of the member (store and API), for `/metrics` endpoints.
-    #[allow(dead_code)]
     pub registry: prometheus::Registry,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
