@@ -6,6 +6,8 @@ mod t10_store;
 mod t20_failover;
 mod t30_restart;
 mod t40_membership;
+mod t45_backup;
+mod t46_quorum;
 mod t50_watch;
 mod t60_fencing;
 mod t70_kubectl;

@@ -64,6 +64,11 @@ impl DataDir {
     pub fn member_file(&self) -> PathBuf {
         self.root.join("member.json")
     }
+    /// Present while the member must still initialize a one-member Raft group on its next
+    /// start (after a restore or `force-new-cluster`).
+    pub fn initialize_marker(&self) -> PathBuf {
+        self.root.join("initialize")
+    }
     pub fn token_file(&self) -> PathBuf {
         self.root.join("token")
     }

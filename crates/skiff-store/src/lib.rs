@@ -15,6 +15,7 @@
 
 pub mod apply;
 mod background;
+pub mod backup;
 pub mod client;
 pub mod cluster;
 pub mod config;

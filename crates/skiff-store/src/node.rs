@@ -105,6 +105,9 @@ pub async fn start(
             dir.root.display()
         );
     }
+    // A restored or forced member initializes its one-member group once.
+    let pending_init = dir.initialize_marker().exists();
+    created |= pending_init;
     let identity = dir.load_identity()?;
     let ca = dir.load_ca()?;
     let member_cert = dir.load_member_cert()?;
@@ -189,9 +192,26 @@ pub async fn start(
             name: identity.name.clone(),
             addr: config.advertise_addr.clone(),
         };
-        raft.initialize(BTreeMap::from([(identity.member_id, me)]))
+        match raft
+            .initialize(BTreeMap::from([(identity.member_id, me)]))
             .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
+        {
+            Ok(()) => {}
+            // Initialized before a crash that left the marker behind.
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) if pending_init => {}
+            Err(e) => return Err(Error::Raft(e.to_string())),
+        }
+        if pending_init {
+            let marker = dir.initialize_marker();
+            std::fs::remove_file(&marker).map_err(|source| {
+                Error::Identity(crate::identity::Error::Io {
+                    path: marker.clone(),
+                    source,
+                })
+            })?;
+        }
     }
     for m in store.members() {
         if m.id != identity.member_id {
@@ -233,7 +253,7 @@ fn create_cluster(
     Ok(())
 }
 
-fn save_member(dir: &DataDir, ca: &Ca, identity: &Identity) -> Result<(), Error> {
+pub(crate) fn save_member(dir: &DataDir, ca: &Ca, identity: &Identity) -> Result<(), Error> {
     let member = ca.issue_member(&identity.name, &[])?;
     let admin = ca.issue_admin()?;
     dir.save_tls(ca, &member, &admin)?;

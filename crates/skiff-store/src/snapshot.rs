@@ -20,7 +20,9 @@ use crate::raft_types::{LogId, StoredMembership};
 
 const MAGIC: &[u8; 8] = b"SKIFFSNP";
 /// Bumped whenever the layout or a record's encoding changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The Skiff release that writes files (every crate shares the workspace version).
+pub const SKIFF_VERSION: &str = env!("CARGO_PKG_VERSION");
 const TAG_END: u8 = 0xff;
 const DATA_CFS: [(u8, &str); 4] = [
     (1, CF_KV),
@@ -58,6 +60,8 @@ pub struct Header {
     pub created_unix_ms: u64,
     /// The cluster it was taken from (informational; restore makes a new one).
     pub cluster_id: String,
+    /// The Skiff release that wrote the file (a backup is restored only by the same release).
+    pub skiff_version: String,
 }
 
 /// Writes records while computing the checksum.
@@ -111,6 +115,7 @@ pub fn build(
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
         cluster_id: cluster_id.to_string(),
+        skiff_version: SKIFF_VERSION.to_string(),
     };
     let tmp = path.with_extension("tmp");
     let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;

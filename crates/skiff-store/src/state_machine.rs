@@ -175,7 +175,7 @@ fn latest_snapshot(dir: &Path) -> Option<(PathBuf, SnapshotMeta)> {
                     }
                 }
             }
-            Some("tmp") | Some("part") => {
+            Some("tmp") | Some("part") | Some("backup") => {
                 let _ = std::fs::remove_file(&path);
             }
             _ => {}
@@ -202,15 +202,15 @@ fn snapshot_path(dir: &Path, last: Option<&LogId>) -> (PathBuf, String) {
     (dir.join(format!("snap-{index:020}-{id}.snap")), id)
 }
 
-struct Applied {
+pub(crate) struct Applied {
     responses: Vec<Response>,
     batches: Vec<(u64, Vec<Event>)>,
-    state: SmState,
+    pub(crate) state: SmState,
     granted: Vec<(i64, i64)>,
     revoked: Vec<i64>,
 }
 
-fn apply_blocking(
+pub(crate) fn apply_blocking(
     db: &Db,
     before: SmState,
     entries: Vec<Entry>,

@@ -402,6 +402,39 @@ impl Store {
         }
     }
 
+    /// Writes a backup of this member's replica (one consistent view) to `path`; `progress`
+    /// is called with the number of records written.
+    pub async fn backup_to(
+        &self,
+        path: &std::path::Path,
+        progress: impl FnMut(u64) + Send + 'static,
+    ) -> Result<crate::snapshot::Header> {
+        let db = self.inner.db.clone();
+        let path = path.to_path_buf();
+        let cluster_id = self.cluster_id().to_string();
+        let started = Instant::now();
+        let header = tokio::task::spawn_blocking(move || {
+            crate::snapshot::build(
+                &db,
+                &path,
+                &cluster_id,
+                |last| {
+                    let (term, index) = last.map_or((0, 0), |l| (l.leader_id.term, l.index));
+                    format!("backup-{term}-{index}")
+                },
+                progress,
+            )
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("backup task failed: {e}")))?
+        .map_err(|e| Error::Storage(format!("writing the backup: {e}")))?;
+        self.inner
+            .metrics
+            .snapshot_build
+            .observe(started.elapsed().as_secs_f64());
+        Ok(header)
+    }
+
     pub fn status(&self) -> Status {
         let m = self.inner.raft.metrics().borrow().clone();
         let st = self.inner.shared.state();

@@ -4,6 +4,7 @@
 //! directories, with fsync on) and removes it afterwards, also on failure and Ctrl-C.
 
 mod api;
+mod backup;
 mod etcd;
 mod failover;
 mod ingress;
@@ -27,6 +28,8 @@ pub enum Command {
     Store(store::Args),
     /// The Kubernetes API of a 3-member cluster: creates, gets, lists, watch fan-out, memory.
     Api(api::Args),
+    /// Backup save and restore times for many objects.
+    Backup(backup::Args),
     /// Write unavailability when the leader is killed, and a check that no write was lost.
     Failover(failover::Args),
     /// Time from an EndpointSlice change to rules in effect, and full resync time (nftables).
@@ -46,6 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         match args.command {
             Command::Store(a) => store::run(a).await,
             Command::Api(a) => api::run(a).await,
+            Command::Backup(a) => backup::run(a).await,
             Command::Failover(a) => failover::run(a).await,
             Command::Proxy(a) => proxy::run(a).await,
             Command::Ingress(a) => ingress::run(a).await,

@@ -1,11 +1,12 @@
 //! `skiff`: the one Skiff binary. Subcommands: `up` (an all-in-one cluster), `server` (a
 //! control-plane member), `cluster`
-//! (membership operations against any member), `bench` (measuring tools).
+//! (membership operations against any member), `backup` (save, list, verify, prune, restore), `bench` (measuring tools).
 //!
 //! This is the only crate that reads flags, the environment and files, and the only one that
 //! installs the tracing subscriber; components receive plain config structs.
 
 mod agent_cmd;
+mod backup_cmd;
 mod bench;
 mod cluster_cmd;
 mod control_plane;
@@ -38,6 +39,8 @@ enum Command {
     Server(server::Args),
     /// Show and change the control plane's membership.
     Cluster(cluster_cmd::Args),
+    /// Save, list, verify, prune and restore backups.
+    Backup(backup_cmd::Args),
     /// Measure Skiff (and compare it with peers) on this machine.
     Bench(bench::Args),
     /// Run a node agent: join a cluster, register a Node, run its pods on Docker.
@@ -76,6 +79,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Server(args) => server::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
+            Command::Backup(args) => backup_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Agent(args) => agent_cmd::run(args).await,
             Command::Proxy(args) => proxy_cmd::run(args).await,

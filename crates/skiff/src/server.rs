@@ -64,6 +64,21 @@ pub struct Args {
     /// --node-monitor-grace-period).
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
     pub node_monitor_grace_secs: u64,
+    /// When this member writes a backup of its replica (cron in UTC, an @macro, or `off`).
+    #[arg(long, default_value = crate::backup_cmd::schedule::DEFAULT_SCHEDULE)]
+    pub backup_schedule: String,
+    /// Where scheduled backups go (default `<data-dir>/backups`).
+    #[arg(long)]
+    pub backup_dir: Option<PathBuf>,
+    /// How many scheduled backups to keep.
+    #[arg(long, default_value_t = 5)]
+    pub backup_keep: usize,
+    /// Recover from a lost quorum: make this (stopped) member the only member of its cluster,
+    /// keeping its data, then start. The other members must never start again with their old
+    /// data; they join again with empty data directories. Run it once: a later start with the
+    /// flag would drop the members added since.
+    #[arg(long, conflicts_with_all = ["init", "join"])]
+    pub force_new_cluster: bool,
     /// UNSAFE negative control for fault injection: linearizable reads skip the read index.
     #[arg(long, hide = true)]
     pub unsafe_local_reads: bool,
@@ -114,6 +129,10 @@ pub fn api_url(advertise: Option<&str>, listen: std::net::SocketAddr) -> String 
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started_at = std::time::Instant::now();
+    let schedule = crate::backup_cmd::schedule::parse(&args.backup_schedule)?;
+    if args.force_new_cluster {
+        crate::cluster_cmd::force_new_cluster(&args.data_dir)?;
+    }
     let peer_listener = tokio::net::TcpListener::bind(&args.peer_listen)
         .await
         .with_context(|| format!("binding the peer port {}", args.peer_listen))?;
@@ -178,6 +197,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "  add nodes:   skiff agent --server {api_url} --token {} --name <node>",
             member.node_token
         );
+    }
+    if let Some(schedule) = schedule {
+        let config = crate::backup_cmd::schedule::Config {
+            schedule,
+            dir: args
+                .backup_dir
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("backups")),
+            keep: args.backup_keep,
+        };
+        crate::backup_cmd::schedule::run(
+            store.clone(),
+            config,
+            &member.registry,
+            store.shutdown_signal(),
+        )
+        .await?;
     }
     wait_for_signal().await;
     eprintln!("shutting down");

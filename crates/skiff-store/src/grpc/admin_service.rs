@@ -34,8 +34,76 @@ fn not_leader() -> Status {
     Status::failed_precondition("this member is not the leader")
 }
 
+type BackupChunks =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<BackupChunk, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type BackupStream = BackupChunks;
+
+    /// Builds a backup file from a consistent view of this member's replica, then streams it.
+    async fn backup(
+        &self,
+        request: Request<BackupRequest>,
+    ) -> Result<Response<BackupChunks>, Status> {
+        require(&request, Role::Store)?;
+        // At least as fresh as every write acknowledged before the call.
+        self.store
+            .linearizable_barrier()
+            .await
+            .map_err(|e| e.to_status())?;
+        let dir = crate::identity::DataDir::new(&self.store.config().data_dir).snapshots();
+        let path = dir.join(format!("stream-{:016x}.backup", rand::random::<u64>()));
+        let header = self
+            .store
+            .backup_to(&path, |_| {})
+            .await
+            .map_err(|e| e.to_status())?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Status::internal(format!("opening the backup: {e}")));
+        // The open handle keeps the data readable; the name goes now.
+        let _ = tokio::fs::remove_file(&path).await;
+        let mut file = file?;
+        let total_bytes = file
+            .metadata()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .len();
+        let revision = header.counters.revision;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut first = true;
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                let n = match file.read(&mut buf).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        return;
+                    }
+                };
+                if n == 0 && !first {
+                    return;
+                }
+                buf.truncate(n);
+                let chunk = BackupChunk {
+                    total_bytes,
+                    revision,
+                    data: buf,
+                };
+                first = false;
+                if tx.send(Ok(chunk)).await.is_err() || n == 0 {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let req = request.into_inner();
         let presented =

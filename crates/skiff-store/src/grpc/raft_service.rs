@@ -35,8 +35,17 @@ impl Raft for RaftService {
         encode(&self.store.raft().append_entries(rpc).await)
     }
 
+    /// Votes go only to candidates in this member's configuration: a member dropped by
+    /// `force-new-cluster` or `cluster remove` that comes back cannot win an election here.
     async fn vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
-        require(&request, Role::Member)?;
+        let cn = require(&request, Role::Member)?;
+        let name = cn.strip_prefix("member:").unwrap_or(&cn);
+        let members = self.store.members();
+        if !members.is_empty() && !members.iter().any(|m| m.name == name) {
+            return Err(Status::permission_denied(format!(
+                "{name} is not a member of this cluster's configuration; wipe its data directory and join again with a token"
+            )));
+        }
         let rpc = decode(request.get_ref())?;
         encode(&self.store.raft().vote(rpc).await)
     }
