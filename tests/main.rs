@@ -13,7 +13,7 @@ mod t60_fencing;
 mod t70_kubectl;
 mod t71_api_cluster;
 mod t72_clients;
-mod t95_observability;
 mod t80_pods;
 mod t81_workloads;
 mod t90_network;
+mod t95_observability;

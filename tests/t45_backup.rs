@@ -360,8 +360,8 @@ async fn corrupt_and_foreign_backups_and_a_missing_key_are_refused() -> anyhow::
             vec!["backup".into(), "verify".into(), s(&dir.join(name))],
         )
         .await?;
-        assert!(!ok, "{name} must fail verification: {out}");
-        assert!(out.contains(why), "{name}: expected {why:?} in {out}");
+        assert!(!ok, "{name} must fail verification: {out} {err}");
+        assert!(out.contains(why), "{name}: expected {why:?} in {out} {err}");
         let target = c.dir.path().join(format!("restore-{name}"));
         let (ok, out, err) = cli(
             &c,
