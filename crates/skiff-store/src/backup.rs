@@ -332,11 +332,13 @@ pub fn prune_plan(backups: &[(PathBuf, u64)], keep: usize) -> Vec<PathBuf> {
 }
 
 /// Deletes all but the `keep` newest valid backups in `dir`; returns what was deleted.
-/// Files that are not backups of this release are left alone.
+/// Files that are not backups of this release, or are corrupt, are left alone.
 pub fn prune_dir(dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
     let valid: Vec<(PathBuf, u64)> = list_dir(dir)?
         .into_iter()
         .filter_map(|l| l.header.ok().map(|h| (l.path, h.created_unix_ms)))
+        // Only whole, checksummed backups count: a corrupt one is left for a human.
+        .filter(|(path, _)| check(path).is_ok())
         .collect();
     let doomed = prune_plan(&valid, keep);
     for path in &doomed {

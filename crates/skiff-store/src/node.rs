@@ -204,6 +204,10 @@ pub async fn start(
             Err(e) => return Err(Error::Raft(e.to_string())),
         }
         if pending_init {
+            // The restored (or kept) data is in the state machine but in no log entry: make it
+            // a snapshot and purge the log up to it, so members that join replicate it through
+            // the snapshot instead of an empty log.
+            snapshot_and_purge(&raft, identity.member_id).await?;
             let marker = dir.initialize_marker();
             std::fs::remove_file(&marker).map_err(|source| {
                 Error::Identity(crate::identity::Error::Io {
@@ -224,6 +228,51 @@ pub async fn start(
         created,
         token: token.to_string(),
     })
+}
+
+/// Waits until this one-member group leads and has applied its log, then builds a snapshot and
+/// purges every log entry it covers.
+async fn snapshot_and_purge(raft: &Raft, me: u64) -> Result<(), Error> {
+    let timeout = Some(Duration::from_secs(30));
+    let m = raft
+        .wait(timeout)
+        .metrics(
+            |m| {
+                m.current_leader == Some(me)
+                    && m.last_applied.is_some()
+                    && m.last_applied.map(|l| l.index) >= m.last_log_index
+            },
+            "leading with the log applied",
+        )
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    raft.trigger()
+        .snapshot()
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+    let m = raft
+        .wait(timeout)
+        .metrics(
+            |m| m.snapshot.map(|s| s.index >= applied).unwrap_or(false),
+            "snapshot of the restored data",
+        )
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+    if let Some(snap) = m.snapshot {
+        raft.trigger()
+            .purge_log(snap.index)
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        raft.wait(timeout)
+            .metrics(
+                |m| m.purged.map(|p| p.index >= snap.index).unwrap_or(false),
+                "log purged up to the snapshot",
+            )
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn create_cluster(

@@ -210,18 +210,19 @@ async fn t52_host_path_and_a_claim_bound_to_a_local_volume() -> Result<()> {
     node.wait_status(&pod, "running", LONG, |s| is_running(s, "main"))
         .await?;
     let deadline = tokio::time::Instant::now() + LONG;
-    while !(host_dir.join("out").exists() && pv_dir.join("copy").exists()) {
+    // The shell creates each file before writing it: wait for the contents, not the names.
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    loop {
+        let (out, copy) = (read(host_dir.join("out")), read(pv_dir.join("copy")));
+        if out == "written\n" && copy == "from the volume" {
+            break;
+        }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the container's writes never reached the node"
+            "the container's writes never reached the node: out={out:?} copy={copy:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(std::fs::read_to_string(host_dir.join("out"))?, "written\n");
-    assert_eq!(
-        std::fs::read_to_string(pv_dir.join("copy"))?,
-        "from the volume"
-    );
 
     // A pod whose claim is not bound waits in ContainerCreating and says why.
     let pending = node.pod("pending", json!({

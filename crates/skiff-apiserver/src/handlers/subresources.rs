@@ -204,7 +204,15 @@ pub async fn evict(
         .unwrap_or("");
     let guarded = !matches!(phase, "Succeeded" | "Failed" | "Pending");
     if guarded && !ctx.dry_run {
-        charge_budgets(api, ctx, &pod).await?;
+        // Concurrent evictions race on the budget's status: like Kubernetes, retry the charge
+        // a few times on a conflict before telling the client (kubectl drain gives up on 409).
+        let mut attempts = 0;
+        loop {
+            match charge_budgets(api, ctx, &pod).await {
+                Err(e) if e.code() == 409 && attempts < 5 => attempts += 1,
+                other => break other?,
+            }
+        }
     }
     let opts_body =
         serde_json::to_vec(eviction.get("deleteOptions").unwrap_or(&json!({}))).unwrap_or_default();
