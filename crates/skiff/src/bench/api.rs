@@ -226,6 +226,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let rv = rv.clone();
         let latencies = latencies.clone();
         let want = args.watch_events;
+        let ready = ready_tx.clone();
         watchers.push(tokio::spawn(async move {
             let wp = WatchParams::default()
                 .fields(&format!("metadata.name={target}"))
@@ -233,6 +234,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let Ok(stream) = api.watch(&wp, &rv).await else {
                 return 0usize;
             };
+            // The response has started: the server holds the watch.
+            let _ = ready.send(()).await;
+            drop(ready);
             let mut stream = stream.boxed();
             let mut seen = 0;
             while let Ok(Some(ev)) = stream.try_next().await {
