@@ -25,6 +25,8 @@ const BUSYBOX: &str = "skiff-test/busybox:1";
 const HTTPD: &str = "skiff-test/httpd:1";
 const PAGE: &str = "hello from skiff httpd";
 /// Generous: pods start in seconds, but this machine is small and shared.
+/// How often the wait helpers ask the API server.
+const POLL: Duration = Duration::from_millis(200);
 const LONG: Duration = Duration::from_secs(120);
 
 /// A node name unique on this machine while the test runs, whose pod network does not overlap
@@ -257,8 +259,7 @@ async fn wait_pod(
     what: &str,
     done: impl Fn(&Pod) -> bool,
 ) -> Result<Pod> {
-    wait::until(&format!("pod {name} {what}"), LONG, || async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    wait::until_every(&format!("pod {name} {what}"), LONG, POLL, || async {
         match pods.get_opt(name).await? {
             Some(p) if done(&p) => Ok(Some(p)),
             Some(p) => Err(anyhow!("{}", summary(&p))),
@@ -269,8 +270,7 @@ async fn wait_pod(
 }
 
 async fn wait_gone(pods: &Api<Pod>, name: &str) -> Result<()> {
-    wait::until(&format!("pod {name} to be gone"), LONG, || async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    wait::until_every(&format!("pod {name} to be gone"), LONG, POLL, || async {
         Ok(pods.get_opt(name).await?.is_none().then_some(()))
     })
     .await
@@ -278,8 +278,7 @@ async fn wait_gone(pods: &Api<Pod>, name: &str) -> Result<()> {
 
 async fn wait_node_ready(client: &kube::Client, node: &str) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
-    wait::until(&format!("node {node} Ready"), LONG, || async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    wait::until_every(&format!("node {node} Ready"), LONG, POLL, || async {
         let Some(n) = nodes.get_opt(node).await? else {
             return Err(anyhow!("node {node} not registered"));
         };
