@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use skiff_store::client::Credentials;
-use skiff_store::pb::raft::MembersRequest;
+use skiff_store::pb::raft::{MembersRequest, RemoveMemberRequest};
 
 use crate::net::Net;
 
@@ -20,6 +20,8 @@ pub struct Member {
     pub data_dir: PathBuf,
     pub child: Option<Child>,
     pub paused: bool,
+    /// The libfaketime setting this member runs under, if any.
+    pub faketime: Option<String>,
 }
 
 pub struct Cluster {
@@ -28,6 +30,9 @@ pub struct Cluster {
     pub skiff_bin: PathBuf,
     pub flags: Vec<String>,
     pub members: Vec<Member>,
+    /// m1's join token and admin credentials, kept so that any member may be wiped.
+    token: String,
+    creds: Option<Credentials>,
 }
 
 /// Who leads, as the members see it.
@@ -51,6 +56,8 @@ impl Cluster {
             flags,
             members: Vec::new(),
             net,
+            token: String::new(),
+            creds: None,
         };
         for i in 0..c.net.members.len() {
             let name = format!("m{}", i + 1);
@@ -62,6 +69,7 @@ impl Cluster {
                 name,
                 child: None,
                 paused: false,
+                faketime: None,
             });
         }
         c.spawn(0, &["--init".to_string()])?;
@@ -72,6 +80,11 @@ impl Cluster {
             .context("reading m1's join token")?
             .trim()
             .to_string();
+        c.token = token.clone();
+        c.creds = Some(
+            Credentials::from_data_dir(&c.members[0].data_dir)
+                .context("reading m1's admin credentials")?,
+        );
         for i in 1..c.members.len() {
             let via = c.members[0].peer.clone();
             c.spawn(i, &["--join".into(), via, "--token".into(), token.clone()])?;
@@ -144,6 +157,7 @@ impl Cluster {
             .stdout(log.try_clone()?)
             .stderr(log)
             .env("SKIFF_LOG", "info,openraft=warn")
+            .envs(faketime_env(m.faketime.as_deref()))
             .spawn()
             .with_context(|| {
                 format!(
@@ -155,6 +169,99 @@ impl Cluster {
         self.members[i].child = Some(child);
         self.members[i].paused = false;
         Ok(())
+    }
+
+    /// Whether a started member has exited on its own (and reaps it).
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let child = self.members[i].child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                self.members[i].child = None;
+                Some(status)
+            }
+            _ => None,
+        }
+    }
+
+    /// Restarts member `i` under libfaketime (`FAKETIME` syntax), or normally with `None`.
+    pub fn restart_with_clock(&mut self, i: usize, faketime: Option<String>) -> anyhow::Result<()> {
+        self.kill(i);
+        self.members[i].faketime = faketime;
+        self.spawn(i, &[])
+    }
+
+    /// Removes member `i` from the cluster (asking the running members in turn), kills it and
+    /// deletes its data directory.
+    pub async fn remove_and_wipe(&mut self, i: usize, limit: Duration) -> anyhow::Result<()> {
+        let creds = self.creds.clone().context("no admin credentials")?;
+        let name = self.members[i].name.clone();
+        let until = Instant::now() + limit;
+        let mut last = String::new();
+        'done: loop {
+            for (j, m) in self.members.iter().enumerate() {
+                if j == i || !self.is_running(j) || m.paused {
+                    continue;
+                }
+                let mut admin = creds.admin(&m.peer)?;
+                let req = RemoveMemberRequest { name: name.clone() };
+                match tokio::time::timeout(Duration::from_secs(10), admin.remove_member(req)).await
+                {
+                    Ok(Ok(_)) => break 'done,
+                    Ok(Err(s))
+                        if matches!(
+                            skiff_store::Error::from_status(&s),
+                            skiff_store::Error::NotFound(_)
+                        ) =>
+                    {
+                        break 'done;
+                    }
+                    Ok(Err(s)) => last = format!("{}: {}", m.name, s.message()),
+                    Err(_) => last = format!("{}: timed out", m.name),
+                }
+            }
+            if Instant::now() > until {
+                bail!("removing {name} failed: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.kill(i);
+        let dir = &self.members[i].data_dir;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Starts a wiped member `i` again as a new member joining through a running one.
+    pub fn join_fresh(&mut self, i: usize) -> anyhow::Result<()> {
+        let via = (0..self.members.len())
+            .find(|&j| j != i && self.is_running(j) && !self.members[j].paused)
+            .context("no running member to join through")?;
+        let args = [
+            "--join".to_string(),
+            self.members[via].peer.clone(),
+            "--token".to_string(),
+            self.token.clone(),
+        ];
+        self.members[i].faketime = None;
+        self.spawn(i, &args)
+    }
+
+    /// How far member `i`'s clock is from the harness's, in seconds, judged by the timestamp
+    /// of its newest log line written after byte `from` of its log.
+    pub fn log_clock_offset(&self, i: usize, from: usize) -> Option<i64> {
+        let text = std::fs::read(self.log_path(i)).ok()?;
+        let text = String::from_utf8_lossy(text.get(from..)?);
+        let stamp = text.lines().rev().find_map(log_timestamp)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs() as i64;
+        Some(stamp - now)
+    }
+
+    pub fn log_len(&self, i: usize) -> usize {
+        std::fs::metadata(self.log_path(i)).map_or(0, |m| m.len() as usize)
     }
 
     pub fn is_running(&self, i: usize) -> bool {
@@ -218,7 +325,10 @@ impl Cluster {
     /// Asks running, unpaused members who leads and how many voters there are; the first
     /// member that answers with a leader wins.
     pub async fn status(&self) -> Option<Status> {
-        let creds = Credentials::from_data_dir(&self.members[0].data_dir).ok()?;
+        let creds = match &self.creds {
+            Some(c) => c.clone(),
+            None => Credentials::from_data_dir(&self.members[0].data_dir).ok()?,
+        };
         for (i, m) in self.members.iter().enumerate() {
             if !self.is_running(i) || m.paused {
                 continue;
@@ -272,10 +382,72 @@ impl Cluster {
     }
 }
 
+/// Seconds since the epoch of the first `YYYY-MM-DDTHH:MM:SS` (UTC) in `line`.
+pub fn log_timestamp(line: &str) -> Option<i64> {
+    let b = line.as_bytes();
+    (0..b.len().saturating_sub(18)).find_map(|i| {
+        let t = &b[i..i + 19];
+        let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+        let shape = digits.iter().all(|&d| t[d].is_ascii_digit())
+            && t[4] == b'-'
+            && t[7] == b'-'
+            && t[10] == b'T'
+            && t[13] == b':'
+            && t[16] == b':';
+        if !shape {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> i64 {
+            std::str::from_utf8(&t[r])
+                .ok()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0)
+        };
+        let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(days * 86_400 + num(11..13) * 3600 + num(14..16) * 60 + num(17..19))
+    })
+}
+
+/// Where Debian's libfaketime is (package `faketime`), in its variant for threaded programs.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+fn faketime_env(faketime: Option<&str>) -> Vec<(&'static str, String)> {
+    match faketime {
+        Some(f) => vec![
+            ("LD_PRELOAD", LIBFAKETIME.to_string()),
+            ("FAKETIME", f.to_string()),
+        ],
+        None => Vec::new(),
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.members.len() {
             self.kill(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_timestamps_parse_through_colour_codes() {
+        let line = "\u{1b}[2m2026-11-28T13:45:01.123456Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m x";
+        assert_eq!(super::log_timestamp(line), Some(1_795_873_501));
+        assert_eq!(super::log_timestamp("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            super::log_timestamp("2000-03-01T00:00:01Z"),
+            Some(951_868_801)
+        );
+        assert_eq!(super::log_timestamp("no time here"), None);
     }
 }

@@ -128,6 +128,9 @@ pub struct History {
     /// Names of the set workload's objects listed at the end (None if the list failed).
     pub final_set: Option<Vec<String>>,
     pub nemesis: Vec<NemesisEvent>,
+    /// Members that started and served after a disk fault they must have refused.
+    #[serde(default)]
+    pub disk: Vec<String>,
 }
 
 /// Seconds with milliseconds, for excerpts.

@@ -23,7 +23,8 @@ struct Args {
     #[arg(long, default_value_t = 120)]
     duration: u64,
     /// Comma-separated faults: partition, isolate-leader, isolate-one, bridge, one-way, kill,
-    /// kill-leader, kill-all, pause; or all, or none.
+    /// kill-leader, kill-all, pause, replace, skew, disk-flip,
+    /// disk-torn; or all, or none; and disk-truncate (a disk that loses synced data, not in all).
     #[arg(long, default_value = "all")]
     nemesis: String,
     /// Comma-separated workloads: register, set, watch.
@@ -55,6 +56,9 @@ struct Args {
     /// Seconds the linearizability search may take per key before the run is inconclusive.
     #[arg(long, default_value_t = 120)]
     check_limit: u64,
+    /// Apply the listed nemeses in order, round and round, instead of picking at random.
+    #[arg(long)]
+    cycle: bool,
 }
 
 fn main() {
@@ -105,6 +109,7 @@ fn main_inner(args: Args) -> anyhow::Result<bool> {
         server_flags,
         out: args.out,
         check_limit: Duration::from_secs(args.check_limit),
+        cycle: args.cycle,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -29,6 +29,23 @@ pub enum Fault {
     KillAll,
     /// SIGSTOP one member (often the leader), SIGCONT when the fault ends.
     Pause,
+    /// Remove one member (sometimes the leader) from the cluster, delete its data, and join it
+    /// again as a new member when the fault ends: remove, add and replace under load.
+    Replace,
+    /// Restart one member under libfaketime: its clock jumps ahead or behind, or runs fast or
+    /// slow; restarted with the true clock when the fault ends.
+    Skew,
+    /// kill -9 one member and flip a byte in its newest write-ahead log segment: it must refuse
+    /// to start (then it is replaced) or recover without serving damaged data.
+    DiskFlip,
+    /// kill -9 one member and leave a torn write at the end of its newest write-ahead log
+    /// segment (a record header promising more bytes than follow, as a crash in the middle of
+    /// an unacknowledged write does): it must start and drop the torn record.
+    DiskTorn,
+    /// kill -9 one member and cut bytes off the end of its newest write-ahead log segment,
+    /// which may remove records that were fsynced and acknowledged: a disk that loses synced
+    /// data. Raft assumes stable storage, so this is not in `all`; see jepsen/README.md.
+    DiskTruncate,
 }
 
 pub const ALL: &[Fault] = &[
@@ -41,6 +58,10 @@ pub const ALL: &[Fault] = &[
     Fault::KillLeader,
     Fault::KillAll,
     Fault::Pause,
+    Fault::Replace,
+    Fault::Skew,
+    Fault::DiskFlip,
+    Fault::DiskTorn,
 ];
 
 impl FromStr for Fault {
@@ -56,9 +77,14 @@ impl FromStr for Fault {
             "kill-leader" => Fault::KillLeader,
             "kill-all" => Fault::KillAll,
             "pause" => Fault::Pause,
+            "replace" => Fault::Replace,
+            "skew" => Fault::Skew,
+            "disk-flip" => Fault::DiskFlip,
+            "disk-torn" => Fault::DiskTorn,
+            "disk-truncate" => Fault::DiskTruncate,
             _ => {
                 return Err(format!(
-                    "unknown nemesis {s:?}: use partition, isolate-leader, isolate-one, bridge, one-way, kill, kill-leader, kill-all, pause, all or none"
+                    "unknown nemesis {s:?}: use partition, isolate-leader, isolate-one, bridge, one-way, kill, kill-leader, kill-all, pause, replace, skew, disk-flip, disk-torn, disk-truncate, all or none"
                 ));
             }
         })
@@ -77,9 +103,44 @@ pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
 /// What to do to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Partition { drops: Drops, what: String },
-    Kill { members: Vec<usize>, what: String },
-    Pause { members: Vec<usize>, what: String },
+    Partition {
+        drops: Drops,
+        what: String,
+    },
+    Kill {
+        members: Vec<usize>,
+        what: String,
+    },
+    Pause {
+        members: Vec<usize>,
+        what: String,
+    },
+    Replace {
+        member: usize,
+        what: String,
+    },
+    /// `faketime` in libfaketime's `FAKETIME` syntax.
+    Skew {
+        member: usize,
+        faketime: String,
+        what: String,
+    },
+    Disk {
+        member: usize,
+        damage: Damage,
+        what: String,
+    },
+}
+
+/// What a disk fault does to the newest write-ahead log segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// XOR the byte at this fraction (in thousandths) of the file's length with 0x5a.
+    Flip { at_permille: u32 },
+    /// Append a record header claiming `bytes` + 1 or more bytes, then `bytes` bytes.
+    Torn { bytes: u64 },
+    /// Cut this many bytes off the end.
+    Truncate { bytes: u64 },
 }
 
 impl Action {
@@ -87,7 +148,10 @@ impl Action {
         match self {
             Action::Partition { what, .. }
             | Action::Kill { what, .. }
-            | Action::Pause { what, .. } => what,
+            | Action::Pause { what, .. }
+            | Action::Replace { what, .. }
+            | Action::Skew { what, .. }
+            | Action::Disk { what, .. } => what,
         }
     }
 }
@@ -165,6 +229,145 @@ pub fn plan(fault: Fault, n: usize, leader: Option<usize>, rng: &mut impl Rng) -
                 what: format!("SIGSTOP m{}", x + 1),
             }
         }
+        Fault::Replace => {
+            let x = if rng.random_bool(0.3) { leader } else { all[0] };
+            Action::Replace {
+                member: x,
+                what: format!(
+                    "membership change: remove m{} and join it again empty",
+                    x + 1
+                ),
+            }
+        }
+        Fault::Skew => {
+            let x = if rng.random_bool(0.5) { leader } else { all[0] };
+            let faketime = match rng.random_range(0..4) {
+                0 => format!("+{}s", rng.random_range(30..600)),
+                1 => format!("-{}s", rng.random_range(30..600)),
+                2 => "+0 x2".to_string(),
+                _ => "+0 x0.5".to_string(),
+            };
+            Action::Skew {
+                member: x,
+                what: format!("clock skew: m{} runs with clock {faketime:?}", x + 1),
+                faketime,
+            }
+        }
+        Fault::DiskFlip => {
+            let x = all[0];
+            let damage = Damage::Flip {
+                at_permille: rng.random_range(0..1000),
+            };
+            Action::Disk {
+                member: x,
+                what: format!(
+                    "disk damage: kill -9 m{} and {damage:?} its newest WAL segment",
+                    x + 1
+                ),
+                damage,
+            }
+        }
+        Fault::DiskTorn => {
+            let x = all[0];
+            let damage = Damage::Torn {
+                bytes: rng.random_range(0..200),
+            };
+            Action::Disk {
+                member: x,
+                what: format!(
+                    "disk damage: kill -9 m{} and {damage:?} its newest WAL segment",
+                    x + 1
+                ),
+                damage,
+            }
+        }
+        Fault::DiskTruncate => {
+            let x = all[0];
+            let damage = Damage::Truncate {
+                bytes: rng.random_range(1..64),
+            };
+            Action::Disk {
+                member: x,
+                what: format!(
+                    "disk damage: kill -9 m{} and {damage:?} its newest WAL segment",
+                    x + 1
+                ),
+                damage,
+            }
+        }
+    }
+}
+
+/// Applies `damage` to the newest non-empty write-ahead log segment (`*.log`) of the RocksDB
+/// directory `db`; returns the file and what was done.
+pub fn damage_wal(db: &std::path::Path, damage: Damage) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    let mut segments: Vec<(u64, std::path::PathBuf, u64)> = std::fs::read_dir(db)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let number: u64 = name.strip_suffix(".log")?.parse().ok()?;
+            let len = e.metadata().ok()?.len();
+            (len > 0).then(|| (number, e.path(), len))
+        })
+        .collect();
+    segments.sort();
+    let Some((_, path, len)) = segments.pop() else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no non-empty WAL segment in {}", db.display()),
+        ));
+    };
+    match damage {
+        Damage::Flip { at_permille } => {
+            let at = (len - 1) * u64::from(at_permille) / 1000;
+            let mut bytes = std::fs::read(&path)?;
+            bytes[at as usize] ^= 0x5a;
+            std::fs::write(&path, &bytes)?;
+            Ok(format!(
+                "flipped byte {at} of {} ({len} bytes)",
+                path.display()
+            ))
+        }
+        Damage::Torn { bytes } => {
+            // RocksDB's log is made of 32 KiB blocks; a record (7-byte header: CRC32, length,
+            // type) never crosses one, and fewer than 7 bytes left in a block are padding.
+            const BLOCK: u64 = 32 * 1024;
+            let room = BLOCK - len % BLOCK;
+            let mut tail = Vec::new();
+            if room >= 7 {
+                let body = bytes.min(room - 7);
+                let claimed =
+                    u16::try_from((body + 1 + body / 2).min(BLOCK - 7)).unwrap_or(u16::MAX);
+                tail.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+                tail.extend_from_slice(&claimed.to_le_bytes());
+                tail.push(1); // a full record
+                tail.extend((0..body).map(|i| (i * 31 % 251) as u8));
+            } else {
+                tail.extend(std::iter::repeat_n(0u8, room.min(3) as usize));
+            }
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)?
+                .write_all(&tail)?;
+            Ok(format!(
+                "appended a torn record ({} bytes) to {} ({len} bytes)",
+                tail.len(),
+                path.display()
+            ))
+        }
+        Damage::Truncate { bytes } => {
+            let keep = len.saturating_sub(bytes);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)?
+                .set_len(keep)?;
+            Ok(format!(
+                "cut {} ({len} bytes) to {keep} bytes",
+                path.display()
+            ))
+        }
     }
 }
 
@@ -210,6 +413,42 @@ mod tests {
         let connected: Vec<usize> = (0..5).filter(|&i| drops[i].is_empty()).collect();
         assert_eq!(connected.len(), 1, "{drops:?}");
         assert!(drops.iter().all(|d| d.len() <= 2));
+    }
+
+    #[test]
+    fn wal_damage_hits_the_newest_non_empty_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("000007.log"), vec![0u8; 100]).unwrap();
+        std::fs::write(dir.path().join("000009.log"), vec![1u8; 50]).unwrap();
+        std::fs::write(dir.path().join("000011.log"), b"").unwrap();
+        std::fs::write(dir.path().join("000010.sst"), vec![2u8; 10]).unwrap();
+        let what = damage_wal(dir.path(), Damage::Flip { at_permille: 1000 }).unwrap();
+        assert!(what.contains("000009.log"), "{what}");
+        let bytes = std::fs::read(dir.path().join("000009.log")).unwrap();
+        assert_eq!(bytes[49], 1 ^ 0x5a);
+        assert_eq!(bytes[..49], [1u8; 49]);
+        damage_wal(dir.path(), Damage::Truncate { bytes: 20 }).unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("000009.log"))
+                .unwrap()
+                .len(),
+            30
+        );
+        damage_wal(dir.path(), Damage::Torn { bytes: 10 }).unwrap();
+        let torn = std::fs::read(dir.path().join("000009.log")).unwrap();
+        assert_eq!(torn.len(), 30 + 7 + 10);
+        let claimed = u16::from_le_bytes([torn[34], torn[35]]);
+        assert!(
+            u64::from(claimed) > 10,
+            "the header must promise more than follows"
+        );
+        assert_eq!(torn[36], 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("000007.log")).unwrap(),
+            vec![0u8; 100]
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(damage_wal(empty.path(), Damage::Truncate { bytes: 1 }).is_err());
     }
 
     #[test]

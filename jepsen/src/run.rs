@@ -39,6 +39,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// How long the checker may search per key.
     pub check_limit: Duration,
+    /// Apply the nemeses in the listed order, round and round, instead of at random.
+    pub cycle: bool,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             server_flags: Vec::new(),
             out: None,
             check_limit: Duration::from_secs(60),
+            cycle: false,
         }
     }
 }
@@ -263,13 +266,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let end = Instant::now() + opts.duration;
     let mut leader = cluster.status().await.and_then(|s| s.leader);
     let mut nemesis_err = None;
+    let mut faults_applied = 0usize;
     while Instant::now() < end {
         let (hold, quiet) = nemesis::hold(&mut rng);
         tokio::time::sleep(quiet.min(end.saturating_duration_since(Instant::now()))).await;
         if opts.nemesis.is_empty() || Instant::now() >= end {
             continue;
         }
-        let fault = opts.nemesis[rng.random_range(0..opts.nemesis.len())];
+        let pick = rng.random_range(0..opts.nemesis.len());
+        let fault = if opts.cycle {
+            opts.nemesis[faults_applied % opts.nemesis.len()]
+        } else {
+            opts.nemesis[pick]
+        };
+        faults_applied += 1;
         if let Some(s) = cluster.status().await {
             leader = s.leader;
         }
@@ -279,9 +289,21 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             what: action.what().to_string(),
         });
         log(action.what(), start);
-        if let Err(e) = apply(&mut cluster, &action, hold, &mut rng).await {
-            nemesis_err = Some(e);
-            break;
+        match apply(&mut cluster, &action, hold, &mut rng).await {
+            Ok(outcome) => {
+                for note in outcome.notes {
+                    log(&note, start);
+                    history.nemesis.push(NemesisEvent {
+                        at: rec.now(),
+                        what: format!("note: {note}"),
+                    });
+                }
+                history.disk.extend(outcome.disk_anomalies);
+            }
+            Err(e) => {
+                nemesis_err = Some(e);
+                break;
+            }
         }
         history.nemesis.push(NemesisEvent {
             at: rec.now(),
@@ -412,13 +434,34 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// What applying a fault observed beyond the fault itself.
+#[derive(Default)]
+struct Applied {
+    notes: Vec<String>,
+    disk_anomalies: Vec<String>,
+}
+
+/// Removes member `m`, deletes its data and joins it again empty; waits for every voter.
+async fn replace(cluster: &mut Cluster, m: usize, hold: Duration) -> anyhow::Result<()> {
+    let n = cluster.members.len();
+    cluster.remove_and_wipe(m, Duration::from_secs(60)).await?;
+    tokio::time::sleep(hold).await;
+    cluster.join_fresh(m)?;
+    cluster
+        .wait_status(Duration::from_secs(120), |s| s.voters == n)
+        .await
+        .with_context(|| format!("waiting for m{} to join again as a voter", m + 1))?;
+    Ok(())
+}
+
 async fn apply(
     cluster: &mut Cluster,
     action: &Action,
     hold: Duration,
     rng: &mut impl Rng,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Applied> {
     use rand::seq::SliceRandom;
+    let mut applied = Applied::default();
     match action {
         Action::Partition { drops, .. } => {
             cluster.net.partition(drops)?;
@@ -446,8 +489,101 @@ async fn apply(
                 cluster.resume(m)?;
             }
         }
+        Action::Replace { member, .. } => replace(cluster, *member, hold).await?,
+        Action::Skew {
+            member, faketime, ..
+        } => {
+            anyhow::ensure!(
+                std::path::Path::new(crate::cluster::LIBFAKETIME).exists(),
+                "{} is missing: install Debian's faketime package (ops/deps does)",
+                crate::cluster::LIBFAKETIME
+            );
+            let from = cluster.log_len(*member);
+            cluster.restart_with_clock(*member, Some(faketime.clone()))?;
+            tokio::time::sleep(hold).await;
+            // The member must really run on the skewed clock: its log's timestamps show it.
+            let offset = cluster.log_clock_offset(*member, from);
+            applied.notes.push(format!(
+                "m{}'s log clock is {offset:?} s from the harness's",
+                member + 1
+            ));
+            // "+300s" / "-300s" are offsets; "+0 x2" (a rate) has nothing to compare.
+            let offset_fault = faketime.trim_start_matches('+').strip_suffix('s');
+            if let Some(want) = offset_fault.and_then(|f| f.parse::<i64>().ok()) {
+                let got = offset.unwrap_or(0);
+                anyhow::ensure!(
+                    (got - want).abs() < 20,
+                    "m{} was started with FAKETIME={faketime:?} but its log clock is {got} s off; libfaketime did not take effect",
+                    member + 1
+                );
+            }
+            if let Some(status) = cluster.exited(*member) {
+                anyhow::bail!(
+                    "m{} exited ({status}) while its clock was skewed\n{}",
+                    member + 1,
+                    cluster.log_tails()
+                );
+            }
+            cluster.restart_with_clock(*member, None)?;
+        }
+        Action::Disk { member, damage, .. } => {
+            let m = *member;
+            cluster.kill(m);
+            let db = cluster.members[m].data_dir.join("db");
+            let did = nemesis::damage_wal(&db, *damage)
+                .with_context(|| format!("damaging m{}'s write-ahead log", m + 1))?;
+            applied.notes.push(format!("m{}: {did}", m + 1));
+            cluster.restart(m)?;
+            let until = Instant::now() + Duration::from_secs(10).max(hold);
+            let mut exit = None;
+            while Instant::now() < until && exit.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                exit = cluster.exited(m);
+            }
+            let log = std::fs::read_to_string(cluster.log_path(m)).unwrap_or_default();
+            match exit {
+                Some(status) => {
+                    let refusal = log
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains("corrupt"))
+                        .map(str::to_string);
+                    let Some(refusal) = refusal else {
+                        anyhow::bail!(
+                            "m{} exited ({status}) after {did} without saying its database is corrupt\n{}",
+                            m + 1,
+                            cluster.log_tails()
+                        );
+                    };
+                    applied
+                        .notes
+                        .push(format!("m{} refused to start: {}", m + 1, refusal.trim()));
+                    if matches!(damage, nemesis::Damage::Torn { .. }) {
+                        applied.disk_anomalies.push(format!(
+                            "m{} refused to start after {did}: a torn last record, which any crash can leave, must be dropped",
+                            m + 1
+                        ));
+                    }
+                    replace(cluster, m, Duration::ZERO).await?;
+                    applied
+                        .notes
+                        .push(format!("m{} replaced by an empty member", m + 1));
+                }
+                None => {
+                    applied
+                        .notes
+                        .push(format!("m{} recovered and is running", m + 1));
+                    if matches!(damage, nemesis::Damage::Flip { .. }) {
+                        applied.disk_anomalies.push(format!(
+                            "m{} started and served after {did}: a checksum mismatch in its log went undetected",
+                            m + 1
+                        ));
+                    }
+                }
+            }
+        }
     }
-    Ok(())
+    Ok(applied)
 }
 
 async fn retry<T, F, Fut>(what: &str, f: F) -> anyhow::Result<T>
@@ -547,16 +683,28 @@ pub fn check(h: &History, opts: &Options) -> Report {
         ));
         report.anomalies.extend(w.anomalies);
     }
-    let faults: BTreeMap<String, usize> =
-        h.nemesis
-            .iter()
-            .filter(|e| e.what != "healed")
-            .fold(BTreeMap::new(), |mut m, e| {
-                let kind = e.what.split(' ').take(2).collect::<Vec<_>>().join(" ");
-                *m.entry(kind).or_insert(0) += 1;
-                m
-            });
+    let faults: BTreeMap<String, usize> = h
+        .nemesis
+        .iter()
+        .filter(|e| e.what != "healed" && !e.what.starts_with("note: "))
+        .fold(BTreeMap::new(), |mut m, e| {
+            let kind = e.what.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            *m.entry(kind).or_insert(0) += 1;
+            m
+        });
     text.push_str(&format!("nemesis: {faults:?}\n"));
+    for e in h.nemesis.iter().filter(|e| e.what.starts_with("note: ")) {
+        text.push_str(&format!("  [{}] {}\n", secs(e.at), &e.what[6..]));
+    }
+    text.push_str(&format!(
+        "disk: {} anomalies (damaged logs served, torn tails refused)\n",
+        h.disk.len()
+    ));
+    report.anomalies.extend(h.disk.iter().map(|d| Anomaly {
+        checker: "disk",
+        summary: d.clone(),
+        excerpt: String::new(),
+    }));
     report.stats = Stats {
         cas_ok: h
             .registers

@@ -29,6 +29,10 @@ pub async fn client(kubeconfig: &Path, timeout: Duration) -> anyhow::Result<kube
     config.read_timeout = Some(timeout);
     config.connect_timeout = Some(Duration::from_secs(2));
     config.write_timeout = Some(timeout);
+    // kube retries 429/503/504 by default. A retried conditional write that did commit the
+    // first time comes back 409, which would look like a definite failure: the checker must
+    // see each answer as the server gave it.
+    config.default_retry = false;
     Ok(kube::Client::try_from(config)?)
 }
 

@@ -54,6 +54,38 @@ async fn bounded_run_under_every_nemesis_finds_no_anomaly() -> anyhow::Result<()
     Ok(())
 }
 
+/// Membership changes, clock skew and disk damage, each applied in turn (so each is applied
+/// at least once), under the full workload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bounded_run_of_membership_skew_and_disk_faults_finds_no_anomaly() -> anyhow::Result<()> {
+    let opts = Options {
+        skiff_bin: skiff_bin(),
+        duration: secs_from_env("SKIFF_JEPSEN_MEMBERSHIP_SECS", 100),
+        nemesis: vec![
+            Fault::Replace,
+            Fault::DiskFlip,
+            Fault::Skew,
+            Fault::DiskTorn,
+        ],
+        cycle: true,
+        keys: 3,
+        seed: rand::random(),
+        ..Options::default()
+    };
+    eprintln!("seed {}", opts.seed);
+    let report = run(&opts).await?;
+    eprintln!("{}", report.text);
+    assert!(report.valid(), "anomalies found:\n{}", report.text);
+    assert!(report.stats.cas_ok > 30, "{}", report.text);
+    assert!(report.stats.creates_ok > 30, "{}", report.text);
+    assert!(
+        report.stats.faults >= 4,
+        "every kind must have run once:\n{}",
+        report.text
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn negative_control_local_reads_under_partition_is_caught() -> anyhow::Result<()> {
     let opts = Options {

@@ -81,6 +81,8 @@ pub fn client(server: &str, identity: &bootstrap::Identity) -> Result<kube::Clie
         "client-key-data": b64(&identity.key_pem),
     }))
     .map_err(|e| Error::Client(e.to_string()))?;
+    // The agent's loops retry on their own schedule; see ARCHITECTURE.md (client retries).
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
 }
 

@@ -445,6 +445,9 @@ pub fn fenced_client(config: &kube::Config, term: u64) -> Result<Client, String>
     config
         .headers
         .push((http::HeaderName::from_static("x-skiff-fence-term"), value));
+    // The controllers retry by requeueing; kube's built-in retry of 503/504 would resend
+    // writes whose outcome is unknown and stall a reconcile for minutes during an outage.
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| e.to_string())
 }
 
