@@ -39,9 +39,9 @@ pub struct Args {
     pub api_advertise: Option<String>,
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 200)]
     pub election_min_ms: u64,
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 400)]
     pub election_max_ms: u64,
     /// Build a snapshot after this many log entries (then purge older log entries).
     #[arg(long, default_value_t = 20_000)]
