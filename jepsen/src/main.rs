@@ -53,6 +53,9 @@ struct Args {
     /// Negative control: members never fsync.
     #[arg(long)]
     unsafe_no_fsync: bool,
+    /// Negative control: the leader acknowledges writes not committed within 20 ms.
+    #[arg(long)]
+    unsafe_ack_before_commit: bool,
     /// Seconds the linearizability search may take per key before the run is inconclusive.
     #[arg(long, default_value_t = 120)]
     check_limit: u64,
@@ -91,6 +94,9 @@ fn main_inner(args: Args) -> anyhow::Result<bool> {
     }
     if args.unsafe_no_fsync {
         server_flags.push("--unsafe-no-fsync".to_string());
+    }
+    if args.unsafe_ack_before_commit {
+        server_flags.push("--unsafe-ack-before-commit".to_string());
     }
     let opts = Options {
         skiff_bin: args.skiff_bin,

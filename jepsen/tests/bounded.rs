@@ -86,6 +86,31 @@ async fn bounded_run_of_membership_skew_and_disk_faults_finds_no_anomaly() -> an
     Ok(())
 }
 
+/// The second negative control: a leader that acknowledges writes before they commit. Cut off
+/// from the majority, it keeps acknowledging creates and CASes that the new leader never sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn negative_control_ack_before_commit_under_partition_is_caught() -> anyhow::Result<()> {
+    let opts = Options {
+        skiff_bin: skiff_bin(),
+        duration: secs_from_env("SKIFF_JEPSEN_CONTROL_SECS", 45),
+        nemesis: vec![Fault::IsolateLeader],
+        watch: false,
+        keys: 2,
+        seed: rand::random(),
+        server_flags: vec!["--unsafe-ack-before-commit".into()],
+        ..Options::default()
+    };
+    eprintln!("seed {}", opts.seed);
+    let report = run(&opts).await?;
+    eprintln!("{}", report.text);
+    assert!(
+        report.count("set") + report.count("linearizability") > 0,
+        "the checkers missed writes acknowledged before commit by an isolated leader:\n{}",
+        report.text
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn negative_control_local_reads_under_partition_is_caught() -> anyhow::Result<()> {
     let opts = Options {

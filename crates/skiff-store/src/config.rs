@@ -60,6 +60,9 @@ pub struct Config {
     /// UNSAFE, for fault-injection negative controls only: never fsync (acknowledged writes
     /// can be lost when the machine, not just the process, dies).
     pub unsafe_no_fsync: bool,
+    /// UNSAFE, for fault-injection negative controls only: a transaction the leader has not
+    /// seen committed within 20 ms is acknowledged anyway, as if it had succeeded.
+    pub unsafe_ack_before_commit: bool,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             limits: Limits::default(),
             unsafe_local_reads: false,
             unsafe_no_fsync: false,
+            unsafe_ack_before_commit: false,
         }
     }
 }

@@ -117,6 +117,14 @@ pub async fn start(
     if config.unsafe_no_fsync {
         db = db.without_fsync();
     }
+    if config.unsafe_ack_before_commit {
+        tracing::warn!(
+            "UNSAFE: transactions are acknowledged before they commit; acknowledged writes can be lost"
+        );
+    }
+    if config.unsafe_local_reads {
+        tracing::warn!("UNSAFE: linearizable reads are served locally; they can be stale");
+    }
     let metrics = match registry {
         Some(r) => StoreMetrics::register(r)?,
         None => StoreMetrics::private(),

@@ -85,6 +85,9 @@ pub struct Args {
     /// UNSAFE negative control for fault injection: never fsync.
     #[arg(long, hide = true)]
     pub unsafe_no_fsync: bool,
+    /// UNSAFE negative control for fault injection: acknowledge transactions before they commit.
+    #[arg(long, hide = true)]
+    pub unsafe_ack_before_commit: bool,
 }
 
 pub fn host_name() -> String {
@@ -114,6 +117,7 @@ pub fn store_config(args: &Args, listen: std::net::SocketAddr) -> Config {
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
         unsafe_local_reads: args.unsafe_local_reads,
         unsafe_no_fsync: args.unsafe_no_fsync,
+        unsafe_ack_before_commit: args.unsafe_ack_before_commit,
         ..Config::default()
     }
 }
