@@ -9,6 +9,7 @@ mod etcd;
 mod failover;
 mod ingress;
 mod local;
+mod member;
 mod pods;
 mod proxy;
 mod scheduler;
@@ -30,6 +31,8 @@ pub enum Command {
     Api(api::Args),
     /// Backup save and restore times for many objects.
     Backup(backup::Args),
+    /// A member's idle resident memory and its cold start (process start to serving).
+    Member(member::Args),
     /// Write unavailability when the leader is killed, and a check that no write was lost.
     Failover(failover::Args),
     /// Time from an EndpointSlice change to rules in effect, and full resync time (nftables).
@@ -51,6 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Command::Api(a) => api::run(a).await,
             Command::Backup(a) => backup::run(a).await,
             Command::Failover(a) => failover::run(a).await,
+            Command::Member(a) => member::run(a).await,
             Command::Proxy(a) => proxy::run(a).await,
             Command::Ingress(a) => ingress::run(a).await,
             Command::Pods(a) => pods::run(a).await,
