@@ -6,6 +6,11 @@
 //! without endpoints refuses at once; an Ingress with two hosts and two paths over TLS with the
 //! right certificate per SNI name (openssl s_client and curl), a Secret rotation; bad specs
 //! refused by the API server; scaling to one replica converges within a bound.
+//!
+//! `pod_dns_and_hairpin` (one node): the resolv.conf pods get per `dnsPolicy`/`dnsConfig` (the
+//! cluster DNS as nameserver, the search list, `ndots:5`), a Service's short name resolving
+//! through the search list, and a 1-replica Deployment's pod reaching itself through its own
+//! Service's ClusterIP (hairpin).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,7 +24,8 @@ use skiff_tests::kubectl::{Kubectl, Up, kubectl_versions, remove_node_containers
 struct Net {
     up: Option<Up>,
     agent: Option<Child>,
-    node2: String,
+    /// The second agent's node, whose containers are removed by label.
+    node2: Option<String>,
     table: String,
     dns_ip: String,
 }
@@ -30,7 +36,9 @@ impl Drop for Net {
             let _ = a.kill();
             let _ = a.wait();
         }
-        remove_node_containers(&self.node2);
+        if let Some(node2) = &self.node2 {
+            remove_node_containers(node2);
+        }
         // Stops skiff up (its proxy) and removes its node's containers.
         drop(self.up.take());
         let _ = Command::new("nft")
@@ -317,6 +325,20 @@ spec:
     )
 }
 
+/// A service CIDR no other cluster on the host uses, 10.96.<n>.0/24 (outside 10.43/16), and its
+/// cluster DNS address (the tenth): the first from `unique` on whose DNS address `lo` has
+/// nothing yet.
+fn unique_service_cidr(unique: u32) -> (String, String) {
+    let on_lo = host("ip", &["-4", "-o", "addr", "show", "dev", "lo"])
+        .map(|h| h.stdout)
+        .unwrap_or_default();
+    let octet = (0..250)
+        .map(|i| 1 + unique.wrapping_add(i) % 250)
+        .find(|n| !on_lo.contains(&format!(" 10.96.{n}.10/")))
+        .unwrap_or(1 + unique % 250);
+    (format!("10.96.{octet}.0/24"), format!("10.96.{octet}.10"))
+}
+
 /// Hostnames answering 60 requests to `url` from `pod`.
 fn sixty(k: &Kubectl, pod: &str, url: &str) -> anyhow::Result<BTreeSet<String>> {
     let text = exec(
@@ -337,10 +359,7 @@ async fn service_networking_end_to_end() -> anyhow::Result<()> {
     let unique = u32::from(free_port()) ^ std::process::id();
     let node1 = format!("net-{unique}-a");
     let node2 = format!("net-{unique}-b");
-    // A service CIDR no other cluster on the host uses: 10.96.<n>.0/24 (outside 10.43/16).
-    let octet = 1 + unique % 250;
-    let cidr = format!("10.96.{octet}.0/24");
-    let dns_ip = format!("10.96.{octet}.10");
+    let (cidr, dns_ip) = unique_service_cidr(unique);
     let (http_port, https_port) = (free_port(), free_port());
     let table = format!("skiff-{node1}");
     let up = Up::start_with_args(
@@ -360,7 +379,7 @@ async fn service_networking_end_to_end() -> anyhow::Result<()> {
     let mut net = Net {
         up: Some(up),
         agent: None,
-        node2: node2.clone(),
+        node2: Some(node2.clone()),
         table: table.clone(),
         dns_ip: dns_ip.clone(),
     };
@@ -441,31 +460,20 @@ async fn service_networking_end_to_end() -> anyhow::Result<()> {
     let scheduled = k.ok(&["get", "pods", "-o", "wide"])?;
     eprintln!("{scheduled}");
 
-    // resolv.conf: search list and ndots:5; dnsPolicy None honoured. On a user-defined Docker
-    // network the nameserver line is Docker's embedded resolver (127.0.0.11), which forwards to
-    // the servers the agent configured (the cluster DNS); name lookups below prove the path.
+    // resolv.conf on the second node (the separate `skiff agent`): the cluster DNS itself as
+    // nameserver (not Docker's 127.0.0.11), the search list and ndots:5; dnsPolicy None
+    // honoured. `pod_dns_and_hairpin` checks the other policies.
     let resolv = exec(&k, "client-b", "cat /etc/resolv.conf")?;
     anyhow::ensure!(
-        resolv.contains(&format!("nameserver {dns_ip}"))
-            || resolv.contains("nameserver 127.0.0.11"),
-        "no cluster resolver in resolv.conf:\n{resolv}"
+        resolv.starts_with(&format!(
+            "nameserver {dns_ip}\nsearch default.svc.cluster.local svc.cluster.local cluster.local"
+        )) && resolv.ends_with("\noptions ndots:5\n"),
+        "client-b's resolv.conf is not the cluster's:\n{resolv}"
     );
-    for want in [
-        "search default.svc.cluster.local svc.cluster.local cluster.local",
-        "ndots:5",
-    ] {
-        anyhow::ensure!(
-            resolv.contains(want),
-            "{want:?} not in resolv.conf:\n{resolv}"
-        );
-    }
     let own = exec(&k, "own-dns", "cat /etc/resolv.conf")?;
-    for want in ["search example.test", "ndots:2"] {
-        anyhow::ensure!(own.contains(want), "{want:?} not in resolv.conf:\n{own}");
-    }
     anyhow::ensure!(
-        !own.contains("svc.cluster.local"),
-        "dnsPolicy None still got the cluster search list:\n{own}"
+        own == "nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n",
+        "dnsPolicy None with dnsConfig got:\n{own}"
     );
 
     // ClusterIP, by address and by name, from a client on each node: all three replicas.
@@ -737,6 +745,233 @@ async fn service_networking_end_to_end() -> anyhow::Result<()> {
         converged < Duration::from_secs(3),
         "endpoints took {converged:?} to leave the rules"
     );
+    drop(net);
+    Ok(())
+}
+
+fn dns_pods(node: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: loop}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: loop}}}}
+  template:
+    metadata: {{labels: {{app: loop}}}}
+    spec:
+      containers:
+      - name: httpd
+        image: skiff-test/httpd:1
+        command: ["sh", "-c", "mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"]
+        readinessProbe: {{httpGet: {{path: /, port: 80}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: loop}}
+spec:
+  selector: {{app: loop}}
+  ports: [{{port: 80, targetPort: 80}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: dns-merged}}
+spec:
+  nodeName: {node}
+  dnsConfig:
+    searches: [extra.test]
+    options: [{{name: ndots, value: "3"}}, {{name: edns0}}]
+  containers:
+  - {{name: main, image: "skiff-test/busybox:1", command: ["sleep", "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: dns-default}}
+spec:
+  nodeName: {node}
+  dnsPolicy: Default
+  containers:
+  - {{name: main, image: "skiff-test/busybox:1", command: ["sleep", "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: dns-hostnet}}
+spec:
+  nodeName: {node}
+  hostNetwork: true
+  dnsPolicy: ClusterFirstWithHostNet
+  initContainers:
+  - {{name: init, image: "skiff-test/busybox:1", command: ["sh", "-c", "cp /etc/resolv.conf /shared/init-resolv.conf"], volumeMounts: [{{name: shared, mountPath: /shared}}]}}
+  containers:
+  - {{name: main, image: "skiff-test/busybox:1", command: ["sleep", "3600"], volumeMounts: [{{name: shared, mountPath: /shared}}]}}
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+"#
+    )
+}
+
+/// The node's resolv.conf as this test reads it: non-loopback nameservers, search domains.
+fn node_resolv_conf() -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (mut servers, mut search) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => servers.extend(
+                words
+                    .next()
+                    .filter(|ip| {
+                        ip.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| !ip.is_loopback())
+                    })
+                    .map(str::to_string),
+            ),
+            Some("search") | Some("domain") => search = words.map(str::to_string).collect(),
+            _ => {}
+        }
+    }
+    Ok((servers, search))
+}
+
+#[tokio::test]
+async fn pod_dns_and_hairpin() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let unique = u32::from(free_port()) ^ std::process::id();
+    let node = format!("dns-{unique}");
+    let (cidr, dns_ip) = unique_service_cidr(unique);
+    let table = format!("skiff-{node}");
+    let up = Up::start_with_args(
+        Some(&node),
+        &["--service-cidr".into(), cidr.clone(), "--no-ingress".into()],
+    )
+    .await?;
+    let net = Net {
+        up: Some(up),
+        agent: None,
+        node2: None,
+        table: table.clone(),
+        dns_ip: dns_ip.clone(),
+    };
+    let up = net.up.as_ref().expect("just set");
+    let bin = kubectl_versions()
+        .pop()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| PathBuf::from("kubectl"));
+    let k = Kubectl::new(bin, up.kubeconfig())?;
+    let log = up.log();
+    anyhow::ensure!(
+        log.contains(&format!("table ip {table}")),
+        "skiff up did not start the proxy:\n{log}"
+    );
+    skiff_tests::wait::until("the node Ready", Duration::from_secs(90), || async {
+        let out = k.run(&[
+            "get",
+            "node",
+            &node,
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+        ])?;
+        Ok((out.stdout.trim() == "True").then_some(()))
+    })
+    .await?;
+    let applied = k.apply_stdin(&dns_pods(&node), &[])?;
+    anyhow::ensure!(applied.ok, "apply failed: {}", applied.stderr);
+    k.ok(&["rollout", "status", "deploy/loop", "--timeout=180s"])?;
+    for p in ["dns-merged", "dns-default", "dns-hostnet"] {
+        k.ok(&[
+            "wait",
+            "--for=condition=Ready",
+            &format!("pod/{p}"),
+            "--timeout=180s",
+        ])?;
+    }
+    eprintln!("pods ready after {:?}", started.elapsed());
+    let (loop_pod, _) = pods(&k, "app=loop")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no loop pod"))?;
+    let (node_servers, node_search) = node_resolv_conf()?;
+    let with_node_search = |cluster: &str| {
+        std::iter::once(cluster.to_string())
+            .chain(node_search.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let cluster_search = "default.svc.cluster.local svc.cluster.local cluster.local";
+
+    // ClusterFirst (the default), in the Deployment's pod: the cluster DNS itself.
+    let expected = format!(
+        "nameserver {dns_ip}\nsearch {}\noptions ndots:5\n",
+        with_node_search(cluster_search)
+    );
+    let resolv = exec(&k, &loop_pod, "cat /etc/resolv.conf")?;
+    anyhow::ensure!(
+        resolv == expected,
+        "ClusterFirst resolv.conf:\n{resolv}\nexpected:\n{expected}"
+    );
+    // dnsConfig merged into ClusterFirst: searches appended, options replaced by name.
+    let expected = format!(
+        "nameserver {dns_ip}\nsearch {} extra.test\noptions ndots:3 edns0\n",
+        with_node_search(cluster_search)
+    );
+    let merged = exec(&k, "dns-merged", "cat /etc/resolv.conf")?;
+    anyhow::ensure!(
+        merged == expected,
+        "ClusterFirst + dnsConfig resolv.conf:\n{merged}\nexpected:\n{expected}"
+    );
+    // Default: the node's resolvers and search domains, nothing of the cluster.
+    let default = exec(&k, "dns-default", "cat /etc/resolv.conf")?;
+    let default_servers: Vec<&str> = default
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .collect();
+    anyhow::ensure!(
+        default_servers == node_servers.iter().map(String::as_str).collect::<Vec<_>>()
+            && !default.contains("cluster.local")
+            && !default.contains("127.0.0.11"),
+        "dnsPolicy Default resolv.conf:\n{default}\nexpected the node's nameservers {node_servers:?}"
+    );
+    // ClusterFirstWithHostNet on the host network, in the init container and the app container.
+    let expected = format!(
+        "nameserver {dns_ip}\nsearch {}\noptions ndots:5\n",
+        with_node_search(cluster_search)
+    );
+    let hostnet = exec(&k, "dns-hostnet", "cat /etc/resolv.conf")?;
+    let hostnet_init = exec(&k, "dns-hostnet", "cat /shared/init-resolv.conf")?;
+    anyhow::ensure!(
+        hostnet == expected && hostnet_init == expected,
+        "ClusterFirstWithHostNet resolv.conf (app, init):\n{hostnet}\n{hostnet_init}\nexpected:\n{expected}"
+    );
+
+    // The short name of a Service in the pod's namespace, through the search list.
+    let cluster_ip = get(
+        &k,
+        &["get", "svc", "loop", "-o", "jsonpath={.spec.clusterIP}"],
+    )?;
+    let lookup = exec(&k, "dns-merged", "nslookup loop 2>&1 || true")?;
+    anyhow::ensure!(
+        answers(&lookup) == BTreeSet::from([cluster_ip.clone()]),
+        "nslookup loop answered {lookup:?}, expected {cluster_ip}"
+    );
+    let by_name = exec(&k, "dns-merged", "timeout 5 wget -q -O - http://loop/")?;
+    anyhow::ensure!(
+        by_name.trim() == loop_pod,
+        "http://loop/ from dns-merged answered {by_name:?}, expected {loop_pod}"
+    );
+
+    // Hairpin: the Deployment's only pod reaches itself through its own Service, by ClusterIP
+    // and by short name; every request is answered (by itself).
+    let script = format!(
+        "for i in $(seq 10); do timeout 5 wget -q -O - http://{cluster_ip}/ || echo FAILED; done; \
+         for i in $(seq 5); do timeout 5 wget -q -O - http://loop/ || echo FAILED; done"
+    );
+    let answered = exec(&k, &loop_pod, &script)?;
+    let lines: Vec<&str> = answered.lines().collect();
+    anyhow::ensure!(
+        lines.len() == 15 && lines.iter().all(|l| *l == loop_pod),
+        "{loop_pod} through its own Service {cluster_ip} answered:\n{answered}"
+    );
+    eprintln!("pod DNS and hairpin checked after {:?}", started.elapsed());
     drop(net);
     Ok(())
 }

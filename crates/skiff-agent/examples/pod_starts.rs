@@ -174,6 +174,8 @@ async fn run(count: usize, node: &str, network: &str, runtime: Arc<DockerRuntime
             node_name: node.to_string(),
             data_dir: data_dir.path().to_path_buf(),
             network: network.to_string(),
+            bridge: None,
+            node_resolv_conf: "/etc/resolv.conf".into(),
             sandbox_image: images::SANDBOX_IMAGE.into(),
             node: NodeFacts {
                 node_name: node.to_string(),

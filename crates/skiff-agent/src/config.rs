@@ -26,8 +26,14 @@ pub struct Config {
     pub node_api_listen: SocketAddr,
     /// The Docker Engine socket (`unix:///var/run/docker.sock` when `None`).
     pub docker_socket: Option<String>,
+    /// The cluster DNS addresses pods with `dnsPolicy: ClusterFirst` get as their nameservers;
+    /// none makes them fall back to the node's resolvers.
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
+    /// The node's resolv.conf (the kubelet's `--resolv-conf`): what `dnsPolicy: Default` pods
+    /// get, and the search domains `ClusterFirst` appends. Read at each pod container start; a
+    /// missing file means no node resolvers.
+    pub resolv_conf: PathBuf,
     /// The `kubernetes` Service address containers see in `KUBERNETES_SERVICE_*`.
     pub kubernetes_service: Option<(String, u16)>,
     /// The `pods` capacity the Node reports.
@@ -52,6 +58,7 @@ impl Default for Config {
             docker_socket: None,
             cluster_dns: vec![IpAddr::V4(Ipv4Addr::new(10, 43, 0, 10))],
             cluster_domain: "cluster.local".into(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
             kubernetes_service: Some(("10.43.0.1".into(), 443)),
             max_pods: 110,
             resync: Duration::from_secs(10),

@@ -1,13 +1,17 @@
 //! From a pod's container spec to a runtime [`ContainerSpec`], purely: command and args with
 //! `$(VAR)` expansion, environment (values, ConfigMap/Secret keys, `envFrom`, downward API),
 //! volume mounts, resources as cgroup settings, security context basics, network mode. Also the
-//! sandbox's spec (hostname, DNS). Missing references are `CreateContainerConfigError`s.
+//! sandbox's spec (hostname, host aliases) and the pod's resolv.conf ([`resolv_conf`]), which
+//! every container gets bind-mounted at `/etc/resolv.conf`. Missing references are
+//! `CreateContainerConfigError`s.
 
 mod env;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use skiff_core::resolv_conf::{self, ClusterDns, HostResolvConf};
 
 use crate::downward::{self, NodeFacts};
 use crate::labels::{self, Identity, Kind};
@@ -43,7 +47,8 @@ pub struct VolumeSource {
 /// Cluster-wide settings containers see.
 #[derive(Clone, Debug)]
 pub struct ClusterFacts {
-    pub dns_servers: Vec<String>,
+    /// The cluster DNS addresses (`ClusterFirst` pods' nameservers).
+    pub dns_servers: Vec<IpAddr>,
     pub domain: String,
     /// `KUBERNETES_SERVICE_HOST`/`_PORT` when the API has a service address.
     pub kubernetes_service: Option<(String, u16)>,
@@ -56,7 +61,13 @@ pub struct Context<'a> {
     pub volumes: &'a HashMap<String, VolumeSource>,
     pub sandbox_id: &'a str,
     pub grace_seconds: i64,
+    /// The node path of the pod's resolv.conf, bind-mounted at `/etc/resolv.conf` (unless the
+    /// container mounts something there itself).
+    pub resolv_conf: Option<&'a str>,
 }
+
+/// Where containers find their resolver configuration.
+pub const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
 
 fn identity(
     pod: &Pod,
@@ -173,6 +184,20 @@ pub fn container_spec(
             read_only: volume.read_only || vm.read_only.unwrap_or(false),
         });
     }
+    if let Some(source) = ctx.resolv_conf
+        && !mounts.iter().any(|m| m.target == RESOLV_CONF_PATH)
+    {
+        mounts.push(Mount {
+            source: source.to_string(),
+            target: RESOLV_CONF_PATH.to_string(),
+            // Writable like the rest of the container's filesystem, as containerd mounts it.
+            read_only: container
+                .security_context
+                .as_ref()
+                .and_then(|s| s.read_only_root_filesystem)
+                .unwrap_or(false),
+        });
+    }
     let network = if pod::host_network(pod) {
         NetworkMode::Host
     } else {
@@ -206,14 +231,29 @@ pub fn container_spec(
     Ok(spec)
 }
 
-/// The sandbox container: holds the network namespace, the hostname and the DNS settings.
+/// The text of the pod's resolv.conf from its `dnsPolicy` and `dnsConfig`, the cluster DNS and
+/// the node's resolv.conf (see [`skiff_core::resolv_conf`]).
+pub fn resolv_conf(pod: &Pod, cluster: &ClusterFacts, node: &HostResolvConf) -> String {
+    let spec = pod.spec.clone().unwrap_or_default();
+    resolv_conf::pod_resolv_conf(
+        &spec,
+        pod::namespace(pod),
+        &ClusterDns {
+            nameservers: cluster.dns_servers.clone(),
+            domain: cluster.domain.clone(),
+        },
+        node,
+    )
+}
+
+/// The sandbox container: holds the network namespace, the hostname and the host aliases. Its
+/// own resolv.conf is Docker's and unused: the containers that join it get the pod's.
 pub fn sandbox_spec(
     pod: &Pod,
     attempt: u32,
     network: &str,
     image: &str,
     node: &NodeFacts,
-    cluster: &ClusterFacts,
     grace: i64,
 ) -> ContainerSpec {
     let ident = identity(
@@ -234,32 +274,6 @@ pub fn sandbox_spec(
         .chars()
         .take(63)
         .collect();
-    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
-    let cluster_first =
-        policy == "ClusterFirstWithHostNet" || (policy == "ClusterFirst" && !host_network);
-    let (mut servers, mut search, mut options) = (Vec::new(), Vec::new(), Vec::new());
-    if cluster_first {
-        servers = cluster.dns_servers.clone();
-        let ns = pod::namespace(pod);
-        search = vec![
-            format!("{ns}.svc.{}", cluster.domain),
-            format!("svc.{}", cluster.domain),
-            cluster.domain.clone(),
-        ];
-        options = vec!["ndots:5".to_string()];
-    }
-    if let Some(config) = &spec.dns_config {
-        servers.extend(config.nameservers.clone().unwrap_or_default());
-        search.extend(config.searches.clone().unwrap_or_default());
-        for option in config.options.iter().flatten() {
-            if let Some(name) = &option.name {
-                options.push(match &option.value {
-                    Some(v) => format!("{name}:{v}"),
-                    None => name.clone(),
-                });
-            }
-        }
-    }
     let mut extra_hosts = Vec::new();
     for alias in spec.host_aliases.iter().flatten() {
         for host in alias.hostnames.iter().flatten() {
@@ -278,9 +292,6 @@ pub fn sandbox_spec(
             }
         }),
         hostname: (!host_network).then_some(hostname),
-        dns_servers: servers,
-        dns_search: search,
-        dns_options: options,
         extra_hosts,
         resources: Resources {
             cpu_shares: Some(2),

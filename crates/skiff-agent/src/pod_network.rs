@@ -3,6 +3,15 @@
 //! cluster traffic in Docker's `DOCKER-USER` chain (ahead of its bridge isolation) and exempt it
 //! from Docker's masquerading — plus a route to each other machine's pod CIDR via its node IP.
 //! Rules and routes are computed purely; applying them runs `iptables`/`ip`, idempotently.
+//!
+//! Hairpin: a pod reaching its own Service may be balanced to itself. Docker loads
+//! `br_netfilter`, so the proxy's DNAT happens while the packet is being bridged, and the bridge
+//! would then have to send it back out of the port it came in on, which it refuses unless the
+//! port is in hairpin mode. [`ensure_hairpin`] turns that mode on for every port of the pods'
+//! bridge (the kubelet's `hairpin-veth`); the proxy masquerades such traffic so the reply comes
+//! back through the bridge, where conntrack undoes the DNAT.
+
+use std::path::Path;
 
 use tokio::process::Command;
 
@@ -10,6 +19,16 @@ use tokio::process::Command;
 pub enum Error {
     #[error("running {command}: {detail}")]
     Command { command: String, detail: String },
+    #[error(
+        "turning on hairpin mode on the ports of bridge {bridge} ({path}): {source}; pods reaching \
+         their own Service through its ClusterIP will get no answer (the agent needs root and a \
+         writable /sys)"
+    )]
+    Hairpin {
+        bridge: String,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -152,6 +171,47 @@ pub async fn ensure_routes(routes: &[(String, String)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where the kernel lists network interfaces.
+pub const SYS_CLASS_NET: &str = "/sys/class/net";
+
+/// Turns on hairpin mode on every port of `bridge` (`<sys_class_net>/<bridge>/brif/<port>/
+/// hairpin_mode`), idempotently; returns how many ports it switched on. Call it after each
+/// sandbox start (a new port) and once at agent start. Reads and writes sysfs only, which never
+/// waits for a disk.
+pub fn ensure_hairpin(sys_class_net: &Path, bridge: &str) -> Result<usize> {
+    let fail = |path: &Path, source: std::io::Error| Error::Hairpin {
+        bridge: bridge.to_string(),
+        path: path.display().to_string(),
+        source,
+    };
+    if bridge.is_empty() || bridge.contains('/') || bridge.starts_with('.') {
+        return Err(fail(
+            sys_class_net,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an interface name"),
+        ));
+    }
+    let ports = sys_class_net.join(bridge).join("brif");
+    let entries = std::fs::read_dir(&ports).map_err(|e| fail(&ports, e))?;
+    let mut switched = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(&ports, e))?;
+        let mode = entry.path().join("hairpin_mode");
+        match std::fs::read_to_string(&mode) {
+            Ok(current) if current.trim() == "1" => continue,
+            Ok(_) => {}
+            // The port went away meanwhile (its pod stopped).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fail(&mode, e)),
+        }
+        match std::fs::write(&mode, "1") {
+            Ok(()) => switched += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(&mode, e)),
+        }
+    }
+    Ok(switched)
 }
 
 #[cfg(test)]

@@ -122,9 +122,6 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     pub network: Option<NetworkMode>,
     pub hostname: Option<String>,
-    pub dns_servers: Vec<String>,
-    pub dns_search: Vec<String>,
-    pub dns_options: Vec<String>,
     pub extra_hosts: Vec<String>,
     pub mounts: Vec<Mount>,
     pub resources: Resources,
@@ -211,7 +208,9 @@ pub struct Event {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// The engine's name and version, e.g. `docker://20.10.24`.
     async fn version(&self) -> Result<String>;
-    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<()>;
+    /// Creates the pods' network unless it exists; returns the name of its Linux bridge on
+    /// the host, when the engine names one (the agent turns on hairpin mode on its ports).
+    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Option<String>>;
     async fn remove_network(&self, name: &str) -> Result<()>;
     async fn image_present(&self, image: &str) -> Result<bool>;
     async fn pull_image(&self, image: &str) -> Result<()>;

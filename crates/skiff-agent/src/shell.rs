@@ -157,7 +157,7 @@ pub async fn run(
         .unwrap_or_else(|| config::derived_pod_cidr(&config.node_name));
     facts.pod_cidr = pod_cidr.clone();
     let network = format!("skiff-{}", config.node_name);
-    runtime
+    let bridge = runtime
         .ensure_network(&NetworkSpec {
             name: network.clone(),
             subnet: pod_cidr.clone(),
@@ -171,11 +171,27 @@ pub async fn run(
     {
         tracing::warn!(error = %e, "installing the pod network rules failed; pods of other nodes may be unreachable");
     }
+    // Pods that were running before this agent started (each new sandbox gets it at start).
+    match &bridge {
+        Some(bridge) => {
+            if let Err(e) = pod_network::ensure_hairpin(
+                std::path::Path::new(pod_network::SYS_CLASS_NET),
+                bridge,
+            ) {
+                tracing::warn!(error = %e, "turning on hairpin mode failed");
+            }
+        }
+        None => {
+            tracing::warn!(%network, "the pod network has no known Linux bridge; pods reaching their own Service through its ClusterIP may get no answer")
+        }
+    }
 
     let settings = Arc::new(Settings {
         node_name: config.node_name.clone(),
         data_dir: config.data_dir.clone(),
         network,
+        bridge,
+        node_resolv_conf: config.resolv_conf.clone(),
         sandbox_image: images::SANDBOX_IMAGE.to_string(),
         node: NodeFacts {
             node_name: config.node_name.clone(),
@@ -185,7 +201,7 @@ pub async fn run(
             allocatable_memory_bytes: facts.memory_bytes,
         },
         cluster: ClusterFacts {
-            dns_servers: config.cluster_dns.iter().map(|ip| ip.to_string()).collect(),
+            dns_servers: config.cluster_dns.clone(),
             domain: config.cluster_domain.clone(),
             kubernetes_service: config.kubernetes_service.clone(),
         },

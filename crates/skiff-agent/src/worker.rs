@@ -66,6 +66,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The Docker network pods get their IPs on.
     pub network: String,
+    /// That network's Linux bridge, whose ports get hairpin mode; `None` when unknown.
+    pub bridge: Option<String>,
+    /// The node's resolv.conf (`dnsPolicy: Default`, search domains for `ClusterFirst`).
+    pub node_resolv_conf: PathBuf,
     pub sandbox_image: String,
     pub node: NodeFacts,
     pub cluster: ClusterFacts,
@@ -76,6 +80,11 @@ pub struct Settings {
 impl Settings {
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
         self.data_dir.join("pods").join(uid)
+    }
+
+    /// The pod's resolv.conf, bind-mounted into each of its containers.
+    pub fn resolv_conf_path(&self, uid: &str) -> PathBuf {
+        self.pod_dir(uid).join("resolv.conf")
     }
 }
 

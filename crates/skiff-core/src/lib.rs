@@ -11,6 +11,7 @@ pub mod names;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod resolv_conf;
 pub mod selector;
 pub mod status;
 pub mod strict;

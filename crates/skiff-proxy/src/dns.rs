@@ -1,10 +1,10 @@
 //! Cluster DNS: the records of `cluster.local` computed from Services and EndpointSlices
 //! ([`model`]), the hickory-server handler that answers them and forwards everything else to
-//! the host's resolvers ([`server`], [`forward`]), and the resolv.conf pods get ([`resolv`]).
+//! the host's resolvers ([`server`], [`forward`]). The resolv.conf pods get is computed by
+//! `skiff_core::resolv_conf` (the agent writes it; its parser also gives the proxy its upstreams).
 
 pub mod forward;
 pub mod model;
-pub mod resolv;
 pub mod server;
 
 use std::time::Duration;

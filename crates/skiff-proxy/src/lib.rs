@@ -7,8 +7,8 @@
 //! - The pod network's routes and forwarding rules between nodes: [`podnet`] (pure plan from the
 //!   Node list, plus a shell the agent or `skiff proxy` can call).
 //! - Cluster DNS: [`dns::model::DnsModel`] (pure records from Services and EndpointSlices),
-//!   [`dns::server`] (hickory-server handler with forwarding and a cache), and
-//!   [`dns::resolv`] (the resolv.conf pods get, per `dnsPolicy`).
+//!   [`dns::server`] (hickory-server handler with forwarding and a cache; upstreams from the
+//!   node's resolv.conf, parsed by `skiff_core::resolv_conf`).
 //! - [`bench`]: the `skiff bench proxy` measurement on real nftables in a network namespace.
 //!
 //! Invariant: the proxy touches only `table ip skiff`, never another table, and never flushes

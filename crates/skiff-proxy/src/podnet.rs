@@ -237,8 +237,9 @@ pub async fn ensure_local_address(runner: &Runner, address: Ipv4Addr) -> Result<
 
 /// Turns on hairpin mode on every port of `bridge`: with `br_netfilter` loaded (Docker loads
 /// it), a pod reaching its own Service is DNATed back to itself and bridged out of the port it
-/// came in on, which a bridge refuses without hairpin mode. Call it after each pod start (new
-/// ports), as the kubelet does with its hairpin-veth mode.
+/// came in on, which a bridge refuses without hairpin mode. For bridges run behind a command
+/// prefix (the datapath tests' network namespaces); the node agent does the same for its Docker
+/// bridge after each sandbox start (`skiff_agent::pod_network::ensure_hairpin`).
 pub async fn ensure_hairpin(runner: &Runner, bridge: &str) -> Result<()> {
     let listing = runner
         .run(

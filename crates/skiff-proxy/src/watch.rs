@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::dns::forward::Forwarder;
 use crate::dns::model::DnsModel;
-use crate::dns::{resolv, server};
+use crate::dns::server;
 use crate::metrics::Metrics;
 use crate::model::NodeInfo;
 use crate::nft::Nft;
@@ -71,7 +71,7 @@ pub async fn run(
     )));
 
     let host = std::fs::read_to_string(&config.resolv_conf)
-        .map(|t| resolv::parse(&t))
+        .map(|t| skiff_core::resolv_conf::parse(&t))
         .unwrap_or_default();
     let upstreams = server::upstreams(&host, &[config.dns_listen.ip()]);
     if upstreams.is_empty() {

@@ -44,6 +44,11 @@ pub struct Args {
     /// The cluster DNS address pods get as their resolver (`dnsPolicy: ClusterFirst`).
     #[arg(long, default_value = "10.43.0.10")]
     cluster_dns: IpAddr,
+    /// The node's resolv.conf: what `dnsPolicy: Default` pods get, and the search domains
+    /// `ClusterFirst` pods get after the cluster's (with systemd-resolved, use
+    /// /run/systemd/resolve/resolv.conf: its 127.0.0.53 is unreachable from pods).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// How often a quiet pod is synced anyway, in seconds.
     #[arg(long, default_value_t = 10)]
     resync_seconds: u64,
@@ -81,6 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         metrics_registry: Some(registry.clone()),
         cluster_dns: vec![args.cluster_dns],
+        resolv_conf: args.resolv_conf,
         ..skiff_agent::Config::default()
     };
     if let Err(problems) = config.validate() {

@@ -1,5 +1,5 @@
 //! Tests for container configuration: command and env expansion, references, downward API,
-//! resources, security, mounts, sandbox DNS.
+//! resources, security, mounts, the sandbox, the pod's resolv.conf.
 
 use super::*;
 use serde_json::json;
@@ -25,7 +25,7 @@ fn facts() -> NodeFacts {
 
 fn cluster() -> ClusterFacts {
     ClusterFacts {
-        dns_servers: vec!["10.43.0.10".into()],
+        dns_servers: vec!["10.43.0.10".parse().expect("ip")],
         domain: "cluster.local".into(),
         kubernetes_service: None,
     }
@@ -57,6 +57,7 @@ fn build(p: &Pod, volumes: &HashMap<String, VolumeSource>) -> Result<ContainerSp
         volumes,
         sandbox_id: "sb-1",
         grace_seconds: 30,
+        resolv_conf: Some("/data/pods/u-1/resolv.conf"),
     };
     let container = &p.spec.as_ref().expect("spec").containers[0];
     container_spec(p, container, Kind::App, 2, &ctx)
@@ -265,6 +266,11 @@ fn volume_mounts_resolve_to_host_paths() {
                 target: "/logs".into(),
                 read_only: true
             },
+            Mount {
+                source: "/data/pods/u-1/resolv.conf".into(),
+                target: "/etc/resolv.conf".into(),
+                read_only: false
+            },
         ]
     );
     let missing = pod(
@@ -278,23 +284,73 @@ fn volume_mounts_resolve_to_host_paths() {
 }
 
 #[test]
-fn the_sandbox_carries_hostname_and_cluster_dns() {
+fn every_container_gets_the_pods_resolv_conf_unless_it_mounts_its_own() {
+    let resolv_mounts = |spec: &ContainerSpec| -> Vec<Mount> {
+        spec.mounts
+            .iter()
+            .filter(|m| m.target == "/etc/resolv.conf")
+            .cloned()
+            .collect()
+    };
+    let plain = pod(json!({"containers": [{"name": "main", "image": "img:1",
+        "securityContext": {"readOnlyRootFilesystem": true}}]}));
+    let spec = build(&plain, &HashMap::new()).expect("spec");
+    assert_eq!(
+        resolv_mounts(&spec),
+        vec![Mount {
+            source: "/data/pods/u-1/resolv.conf".into(),
+            target: "/etc/resolv.conf".into(),
+            read_only: true,
+        }]
+    );
+    let own = pod(json!({"containers": [{"name": "main", "image": "img:1",
+        "volumeMounts": [{"name": "dns", "mountPath": "/etc/resolv.conf", "subPath": "r"}]}]}));
+    let volumes = HashMap::from([(
+        "dns".to_string(),
+        VolumeSource {
+            host_path: "/run/skiff/dns".into(),
+            read_only: true,
+        },
+    )]);
+    let spec = build(&own, &volumes).expect("spec");
+    assert_eq!(
+        resolv_mounts(&spec),
+        vec![Mount {
+            source: "/run/skiff/dns/r".into(),
+            target: "/etc/resolv.conf".into(),
+            read_only: true,
+        }]
+    );
+}
+
+#[test]
+fn the_pods_resolv_conf_follows_its_dns_policy() {
+    let node = skiff_core::resolv_conf::parse("nameserver 192.0.2.53\nsearch lan\n");
+    let cluster_first = pod(json!({"containers": [{"name": "main", "image": "img:1"}]}));
+    assert_eq!(
+        resolv_conf(&cluster_first, &cluster(), &node),
+        "nameserver 10.43.0.10\nsearch prod.svc.cluster.local svc.cluster.local cluster.local lan\noptions ndots:5\n"
+    );
+    let default =
+        pod(json!({"dnsPolicy": "Default", "containers": [{"name": "main", "image": "img:1"}]}));
+    assert_eq!(
+        resolv_conf(&default, &cluster(), &node),
+        "nameserver 192.0.2.53\nsearch lan\n"
+    );
+    let host_net = pod(
+        json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet",
+        "containers": [{"name": "main", "image": "img:1"}]}),
+    );
+    assert!(resolv_conf(&host_net, &cluster(), &node).starts_with("nameserver 10.43.0.10\n"));
+}
+
+#[test]
+fn the_sandbox_carries_hostname_and_host_aliases() {
     let p = pod(json!({"containers": [{"name": "main", "image": "img:1"}],
         "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}));
-    let spec = sandbox_spec(
-        &p,
-        0,
-        "skiff-n1",
-        "skiff/sandbox:1",
-        &facts(),
-        &cluster(),
-        30,
-    );
+    let spec = sandbox_spec(&p, 0, "skiff-n1", "skiff/sandbox:1", &facts(), 30);
     assert_eq!(spec.name, "skiff_n1_prod_web_POD_0");
     assert_eq!(spec.hostname.as_deref(), Some("web"));
-    assert_eq!(spec.dns_servers, vec!["10.43.0.10".to_string()]);
-    assert_eq!(spec.dns_search[0], "prod.svc.cluster.local");
-    assert_eq!(spec.dns_options, vec!["ndots:5".to_string()]);
     assert_eq!(spec.extra_hosts, vec!["db:10.0.0.1".to_string()]);
     assert_eq!(
         spec.network,
@@ -306,19 +362,8 @@ fn the_sandbox_carries_hostname_and_cluster_dns() {
 
     let host =
         pod(json!({"hostNetwork": true, "containers": [{"name": "main", "image": "img:1"}]}));
-    let spec = sandbox_spec(
-        &host,
-        0,
-        "skiff-n1",
-        "skiff/sandbox:1",
-        &facts(),
-        &cluster(),
-        30,
-    );
-    assert!(
-        spec.dns_servers.is_empty(),
-        "hostNetwork with ClusterFirst falls back to the host's DNS"
-    );
+    let spec = sandbox_spec(&host, 0, "skiff-n1", "skiff/sandbox:1", &facts(), 30);
+    assert_eq!(spec.hostname, None);
     assert_eq!(spec.network, Some(NetworkMode::Host));
 }
 

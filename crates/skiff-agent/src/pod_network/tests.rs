@@ -34,3 +34,38 @@ fn routes_go_to_other_machines_only() {
         vec![("10.42.3.0/24".to_string(), "192.0.2.9".to_string())]
     );
 }
+
+#[test]
+fn hairpin_is_switched_on_for_every_port_of_the_bridge_once() {
+    let sys = tempfile::tempdir().expect("tempdir");
+    let brif = sys.path().join("br-0123456789ab/brif");
+    for (port, mode) in [("veth1", "0\n"), ("veth2", "1\n"), ("veth3", "0\n")] {
+        std::fs::create_dir_all(brif.join(port)).expect("mkdir");
+        std::fs::write(brif.join(port).join("hairpin_mode"), mode).expect("write");
+    }
+    assert_eq!(
+        ensure_hairpin(sys.path(), "br-0123456789ab").expect("hairpin"),
+        2
+    );
+    for port in ["veth1", "veth2", "veth3"] {
+        let mode = std::fs::read_to_string(brif.join(port).join("hairpin_mode")).expect("read");
+        assert_eq!(mode.trim(), "1", "{port}");
+    }
+    assert_eq!(
+        ensure_hairpin(sys.path(), "br-0123456789ab").expect("again"),
+        0
+    );
+}
+
+#[test]
+fn hairpin_on_a_missing_or_odd_bridge_says_what_failed() {
+    let sys = tempfile::tempdir().expect("tempdir");
+    let missing = ensure_hairpin(sys.path(), "br-gone").expect_err("no such bridge");
+    let text = missing.to_string();
+    assert!(
+        text.contains("br-gone") && text.contains("writable /sys"),
+        "{text}"
+    );
+    assert!(ensure_hairpin(sys.path(), "../etc").is_err());
+    assert!(ensure_hairpin(sys.path(), "").is_err());
+}

@@ -179,6 +179,27 @@ impl DockerRuntime {
     }
 }
 
+/// The Linux bridge of a Docker network: the `com.docker.network.bridge.name` option, or
+/// Docker's own name for it, `br-` and the first 12 characters of the network id (`docker0`
+/// for the default network also carries the option). `None` for other drivers.
+pub fn bridge_name(
+    driver: Option<&str>,
+    id: Option<&str>,
+    options: Option<&HashMap<String, String>>,
+) -> Option<String> {
+    if driver != Some("bridge") {
+        return None;
+    }
+    if let Some(name) = options
+        .and_then(|o| o.get("com.docker.network.bridge.name"))
+        .filter(|n| !n.is_empty())
+    {
+        return Some(name.clone());
+    }
+    let id = id?;
+    (id.len() >= 12 && id.is_ascii()).then(|| format!("br-{}", &id[..12]))
+}
+
 fn to_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let network_mode = match &spec.network {
         Some(NetworkMode::Bridge { network }) => Some(network.clone()),
@@ -236,9 +257,6 @@ fn to_body(spec: &ContainerSpec) -> ContainerCreateBody {
             privileged: Some(spec.privileged),
             cap_add: non_empty(&spec.cap_add),
             cap_drop: non_empty(&spec.cap_drop),
-            dns: non_empty(&spec.dns_servers),
-            dns_search: non_empty(&spec.dns_search),
-            dns_options: non_empty(&spec.dns_options),
             extra_hosts: non_empty(&spec.extra_hosts),
             ..Default::default()
         }),
@@ -279,19 +297,25 @@ impl ContainerRuntime for DockerRuntime {
         self.done("version", started, result)
     }
 
-    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<()> {
+    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Option<String>> {
         let started = Instant::now();
         let client = self.client();
-        let result = async {
-            match client
+        let inspect = || async {
+            let network = client
                 .inspect_network(&spec.name, None::<q::InspectNetworkOptions>)
                 .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) => match map_err(e) {
-                    Error::NotFound(_) => {}
-                    other => return Err(other),
-                },
+                .map_err(map_err)?;
+            Ok::<_, Error>(bridge_name(
+                network.driver.as_deref(),
+                network.id.as_deref(),
+                network.options.as_ref(),
+            ))
+        };
+        let result = async {
+            match inspect().await {
+                Ok(bridge) => return Ok(bridge),
+                Err(Error::NotFound(_)) => {}
+                Err(other) => return Err(other),
             }
             let request = NetworkCreateRequest {
                 name: spec.name.clone(),
@@ -309,13 +333,14 @@ impl ContainerRuntime for DockerRuntime {
                 ..Default::default()
             };
             match client.create_network(request).await {
-                Ok(_) => Ok(()),
+                Ok(_) => {}
                 // Another agent thread created it meanwhile.
                 Err(e) => match map_err(e) {
-                    Error::Conflict(_) => Ok(()),
-                    other => Err(other),
+                    Error::Conflict(_) => {}
+                    other => return Err(other),
                 },
             }
+            inspect().await
         }
         .await;
         self.done("ensure_network", started, result)
@@ -754,3 +779,6 @@ impl ContainerRuntime for DockerRuntime {
             .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,13 @@
-//! Carrying out a plan's actions on the runtime: sandbox and container creation (image pull,
-//! container config, postStart), stops (preStop within the grace period, then SIGTERM and
-//! SIGKILL), removals and the release of the pod's volumes. Failures are recorded in the
-//! worker's memory, where the planner and the status computation see them.
+//! Carrying out a plan's actions on the runtime: sandbox creation (then hairpin mode on the
+//! bridge ports), container creation (image pull, the pod's resolv.conf, container config,
+//! postStart), stops (preStop within the grace period, then SIGTERM and SIGKILL), removals and
+//! the release of the pod's volumes. Failures are recorded in the worker's memory, where the
+//! planner and the status computation see them.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -17,6 +21,7 @@ use crate::images;
 use crate::labels::Kind;
 use crate::plan::{Failure, RuntimeAction, StopReason};
 use crate::pod;
+use crate::pod_network;
 use crate::runtime::{self, ContainerSpec, ObservedContainer};
 
 pub struct Outcome {
@@ -112,15 +117,70 @@ async fn create_sandbox(worker: &mut Worker, attempt: u32) -> bool {
         &settings.network,
         &settings.sandbox_image,
         &settings.node,
-        &settings.cluster,
         pod::grace_seconds(&worker.pod),
     );
     match create_and_start(runtime.as_ref(), &spec).await {
-        Ok(_) => true,
+        Ok(_) => {
+            // The sandbox's veth is on the bridge once it has started: let the pod reach
+            // itself through its Service before any of its containers runs.
+            if !pod::host_network(&worker.pod)
+                && let Some(bridge) = &settings.bridge
+                && let Err(e) =
+                    pod_network::ensure_hairpin(Path::new(pod_network::SYS_CLASS_NET), bridge)
+            {
+                tracing::warn!(pod = %pod::display(&worker.pod), error = %e, "turning on hairpin mode failed");
+            }
+            true
+        }
         Err(e) => {
             tracing::warn!(pod = %pod::display(&worker.pod), error = %e, "creating the pod sandbox failed");
             false
         }
+    }
+}
+
+/// Writes the pod's resolv.conf, computed from its spec, the cluster DNS and the node's
+/// resolv.conf, unless the file already holds that text (replaced by rename, so running
+/// containers keep the one they started with). Returns its path.
+async fn write_resolv_conf(worker: &Worker) -> Result<PathBuf, String> {
+    let settings = worker.deps.settings.clone();
+    let node_conf = match tokio::fs::read_to_string(&settings.node_resolv_conf).await {
+        Ok(text) => skiff_core::resolv_conf::parse(&text),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %settings.node_resolv_conf.display(), error = %e, "reading the node's resolv.conf failed; pods get no node resolvers");
+            }
+            Default::default()
+        }
+    };
+    let text = container_config::resolv_conf(&worker.pod, &settings.cluster, &node_conf);
+    let path = settings.resolv_conf_path(&worker.uid());
+    let target = path.clone();
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if std::fs::read_to_string(&target).is_ok_and(|current| current == text) {
+            return Ok(());
+        }
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let temporary = target.with_extension("conf.tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        std::fs::rename(&temporary, &target)
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => Ok(path),
+        Ok(Err(e)) => Err(format!(
+            "writing the pod's resolv.conf {}: {e}",
+            path.display()
+        )),
+        Err(e) => Err(format!("writing the pod's resolv.conf panicked: {e}")),
     }
 }
 
@@ -182,6 +242,13 @@ async fn start_container(
     let Some(sandbox) = current_sandbox(observed) else {
         return false;
     };
+    let resolv_conf = match write_resolv_conf(worker).await {
+        Ok(path) => path.to_string_lossy().into_owned(),
+        Err(message) => {
+            fail(worker, name, "CreateContainerConfigError", message);
+            return false;
+        }
+    };
     let mut node = worker.deps.settings.node.clone();
     node.pod_ip = if pod::host_network(&worker.pod) {
         Some(node.host_ip.clone())
@@ -195,6 +262,7 @@ async fn start_container(
         volumes,
         sandbox_id: &sandbox.id,
         grace_seconds: pod::grace_seconds(&worker.pod),
+        resolv_conf: Some(&resolv_conf),
     };
     let spec = match container_config::container_spec(&worker.pod, &container, kind, attempt, &ctx)
     {

@@ -192,6 +192,7 @@ impl Node {
         };
         // Find a free /24 in 10.42.0.0/16 (other tests and nodes may hold some).
         let mut created = false;
+        let mut bridge = None;
         for attempt in 0..40u32 {
             let third = (std::process::id() * 7 + n * 13 + attempt * 17) % 200 + 30;
             let subnet = format!("10.42.{third}.0/24");
@@ -201,7 +202,8 @@ impl Node {
                 gateway: format!("10.42.{third}.1"),
                 labels: [("io.skiff.node".to_string(), name.clone())].into(),
             };
-            if runtime.ensure_network(&spec).await.is_ok() {
+            if let Ok(found) = runtime.ensure_network(&spec).await {
+                bridge = found;
                 created = true;
                 break;
             }
@@ -215,6 +217,8 @@ impl Node {
             node_name: name.clone(),
             data_dir: data_dir.clone(),
             network: network.clone(),
+            bridge,
+            node_resolv_conf: "/etc/resolv.conf".into(),
             sandbox_image: images::SANDBOX_IMAGE.to_string(),
             node: NodeFacts {
                 node_name: name.clone(),
@@ -224,7 +228,7 @@ impl Node {
                 allocatable_memory_bytes: 1 << 30,
             },
             cluster: ClusterFacts {
-                dns_servers: vec!["10.43.0.10".into()],
+                dns_servers: vec![std::net::Ipv4Addr::new(10, 43, 0, 10).into()],
                 domain: "cluster.local".into(),
                 kubernetes_service: None,
             },

@@ -243,7 +243,7 @@ pub async fn serve(
 /// Upstream resolvers for forwarding: the host's nameservers on port 53, without `exclude`
 /// (the cluster DNS address itself, which would loop).
 pub fn upstreams(
-    host: &super::resolv::HostResolvConf,
+    host: &skiff_core::resolv_conf::HostResolvConf,
     exclude: &[std::net::IpAddr],
 ) -> Vec<SocketAddr> {
     host.nameservers

@@ -1,4 +1,4 @@
-//! Tests for the pod resolv.conf per dnsPolicy and dnsConfig, and the host resolv.conf parser.
+//! Tests for the pod resolv.conf per dnsPolicy and dnsConfig, and the node resolv.conf parser.
 
 use k8s_openapi::api::core::v1::PodSpec;
 use serde_json::json;
@@ -7,7 +7,7 @@ use super::*;
 
 fn cluster() -> ClusterDns {
     ClusterDns {
-        nameserver: "10.43.0.10".parse().expect("ip"),
+        nameservers: vec!["10.43.0.10".parse().expect("ip")],
         domain: "cluster.local".into(),
     }
 }
@@ -118,5 +118,51 @@ fn dns_config_merges_into_cluster_first() {
         "nameserver 10.43.0.10\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n\
          search a.svc.cluster.local svc.cluster.local cluster.local corp.example lab.example extra.example\n\
          options ndots:1 single-request\n"
+    );
+}
+
+#[test]
+fn loopback_nameservers_of_the_node_stay_on_the_host_network() {
+    let node = parse("nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch lan\n");
+    let own_namespace = pod_resolv_conf(
+        &spec(json!({"dnsPolicy": "Default"})),
+        "a",
+        &cluster(),
+        &node,
+    );
+    assert_eq!(own_namespace, "nameserver 10.0.0.2\nsearch lan\n");
+    let host_network = pod_resolv_conf(&spec(json!({"hostNetwork": true})), "a", &cluster(), &node);
+    assert_eq!(
+        host_network,
+        "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch lan\n"
+    );
+}
+
+#[test]
+fn cluster_first_without_a_cluster_dns_falls_back_to_the_node() {
+    let no_dns = ClusterDns {
+        nameservers: vec![],
+        domain: "cluster.local".into(),
+    };
+    let text = pod_resolv_conf(&spec(json!({})), "a", &no_dns, &host());
+    assert_eq!(
+        text,
+        "nameserver 192.168.1.1\nnameserver 1.1.1.1\nsearch corp.example lab.example\noptions edns0 timeout:2\n"
+    );
+}
+
+#[test]
+fn several_cluster_nameservers_and_a_trailing_dot_in_the_domain() {
+    let two = ClusterDns {
+        nameservers: vec![
+            "10.43.0.10".parse().expect("ip"),
+            "10.43.0.11".parse().expect("ip"),
+        ],
+        domain: "corp.internal.".into(),
+    };
+    let text = pod_resolv_conf(&spec(json!({})), "web", &two, &HostResolvConf::default());
+    assert_eq!(
+        text,
+        "nameserver 10.43.0.10\nnameserver 10.43.0.11\nsearch web.svc.corp.internal svc.corp.internal corp.internal\noptions ndots:5\n"
     );
 }

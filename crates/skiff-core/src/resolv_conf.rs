@@ -1,12 +1,17 @@
-//! The resolv.conf a pod gets, as the kubelet writes it (pure; the agent calls it), and the
-//! parser of the host's resolv.conf.
+//! The resolv.conf a pod gets, as the kubelet writes it, and the parser of the node's
+//! resolv.conf. Pure: the agent reads the node's file, calls [`pod_resolv_conf`] and bind-mounts
+//! the text it writes into every container of the pod; the proxy uses [`parse`] to find the
+//! upstream resolvers of the cluster DNS.
 //!
 //! `dnsPolicy`:
 //! - `ClusterFirst` (the default): the cluster DNS, search `<ns>.svc.<domain> svc.<domain>
-//!   <domain>` followed by the host's search domains, `options ndots:5`. A pod on the host
-//!   network with `ClusterFirst` falls back to `Default`, as in Kubernetes.
+//!   <domain>` followed by the node's search domains, `options ndots:5`. A pod on the host
+//!   network with `ClusterFirst` falls back to `Default`, as in Kubernetes; so does every pod
+//!   when no cluster DNS address is configured.
 //! - `ClusterFirstWithHostNet`: `ClusterFirst` even on the host network.
-//! - `Default`: the host's resolv.conf (nameservers, search, options).
+//! - `Default`: the node's resolv.conf (nameservers, search, options). Loopback nameservers
+//!   (`127.0.0.53` of systemd-resolved) are dropped for pods with their own network namespace,
+//!   where they would reach nothing.
 //! - `None`: only what `dnsConfig` says.
 //!
 //! `dnsConfig` is merged on top: nameservers and searches appended without duplicates, options
@@ -53,10 +58,13 @@ pub fn parse(text: &str) -> HostResolvConf {
     conf
 }
 
-/// The cluster's DNS settings.
+/// The cluster's DNS settings (the kubelet's `clusterDNS` and `clusterDomain`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterDns {
-    pub nameserver: IpAddr,
+    /// The cluster DNS addresses (usually one, the DNS Service's ClusterIP); none makes
+    /// `ClusterFirst` fall back to `Default`.
+    pub nameservers: Vec<IpAddr>,
+    /// The cluster domain, e.g. `cluster.local`.
     pub domain: String,
 }
 
@@ -70,10 +78,18 @@ pub fn pod_resolv_conf(
 ) -> String {
     let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
     let host_network = spec.host_network.unwrap_or(false);
+    let node_conf = || {
+        let mut conf = host.clone();
+        if !host_network {
+            conf.nameservers.retain(|ip| !ip.is_loopback());
+        }
+        conf
+    };
     let mut conf = match policy {
         "None" => HostResolvConf::default(),
-        "Default" => host.clone(),
-        "ClusterFirst" if host_network => host.clone(),
+        "Default" => node_conf(),
+        "ClusterFirst" if host_network => node_conf(),
+        _ if cluster.nameservers.is_empty() => node_conf(),
         // ClusterFirst, ClusterFirstWithHostNet (and unknown values, which validation rejects).
         _ => {
             let domain = cluster.domain.trim_end_matches('.');
@@ -84,7 +100,7 @@ pub fn pod_resolv_conf(
             ];
             search.extend(host.search.iter().cloned());
             HostResolvConf {
-                nameservers: vec![cluster.nameserver],
+                nameservers: cluster.nameservers.clone(),
                 search,
                 options: vec!["ndots:5".to_string()],
             }
