@@ -48,12 +48,16 @@ pub fn list(
         metadata["continue"] = Value::String(c);
     }
     match ctx.output {
-        Output::Json => json!({
-            "kind": resource.list_kind,
-            "apiVersion": resource.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }),
+        Output::Json => {
+            // The items move in: `json!` would copy every object.
+            let mut list = json!({
+                "kind": resource.list_kind,
+                "apiVersion": resource.api_version(),
+                "metadata": metadata,
+            });
+            list["items"] = Value::Array(items);
+            list
+        }
         Output::Table => table::list_table(
             &resource.group,
             &resource.plural,
