@@ -72,6 +72,18 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+fn print_rss(cluster: &LocalCluster, when: &str) {
+    let rss: Vec<String> = cluster
+        .members
+        .iter()
+        .filter_map(|m| {
+            let pid = m.child.as_ref()?.id();
+            Some(format!("{} {:.1} MiB", m.name, rss_mib(pid).unwrap_or(0.0)))
+        })
+        .collect();
+    println!("rss {when}: {}", rss.join(", "));
+}
+
 /// CPU time (user + system) a process has used so far.
 fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -157,6 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     creates.elapsed = start.elapsed();
     stats::row("skiff", "create", &creates);
+    print_rss(&cluster, "after the creates");
 
     // Gets of random objects.
     let start = Instant::now();
@@ -226,12 +239,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &paged,
     );
 
-    // Memory of each member with the objects loaded.
-    for m in &cluster.members {
-        if let Some(pid) = m.child.as_ref().map(|c| c.id()) {
-            println!("rss {}: {:.1} MiB", m.name, rss_mib(pid).unwrap_or(0.0));
-        }
-    }
+    // Memory of each member with the objects loaded (and listed through the first member).
+    print_rss(&cluster, "after the lists");
 
     // Watch fan-out: many watchers (spread over members) each see every update; the latency is
     // from just before the write to delivery.
@@ -360,15 +369,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stats::ms(total_cpu),
         total_cpu.as_secs_f64() * 1e6 / by_index.len().max(1) as f64
     );
-    for m in &cluster.members {
-        if let Some(pid) = m.child.as_ref().map(|c| c.id()) {
-            println!(
-                "rss {} after the watches: {:.1} MiB",
-                m.name,
-                rss_mib(pid).unwrap_or(0.0)
-            );
-        }
-    }
+    print_rss(&cluster, "after the watches");
     println!(
         "watchers that saw all {} events: {complete}/{}",
         args.watch_events, args.watchers
