@@ -33,6 +33,8 @@ pub struct Api {
     pub node_tls: Arc<rustls::ClientConfig>,
     /// Signs and verifies ServiceAccount tokens.
     pub sa_key: Vec<u8>,
+    /// Watch events decoded once and shared by every watch of this member.
+    pub watch_events: Arc<crate::handlers::watch::decoded::Cache>,
 }
 
 /// Per-request context.

@@ -121,6 +121,7 @@ pub async fn start(
         ca,
         node_tls,
         sa_key: setup.service_account_key,
+        watch_events: Arc::default(),
     });
     let bootstrap_api = api.clone();
     let hash = setup.node_token_hash;

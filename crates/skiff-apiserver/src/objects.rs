@@ -284,6 +284,27 @@ impl Objects {
         prefix: &str,
         opts: &ListOptions<'_>,
     ) -> Result<Listed, status::Error> {
+        let mut items = Vec::new();
+        let end = self
+            .list_each(resource, prefix, opts, |object| items.push(object))
+            .await?;
+        Ok(Listed {
+            items,
+            revision: end.revision,
+            continue_token: end.continue_token,
+        })
+    }
+
+    /// Like [`Objects::list`], but hands each object to `visit` as soon as it is decoded (and
+    /// kept by the filter), so a caller that encodes as it goes never holds every decoded
+    /// object of a big list at once. The items of the returned [`Listed`] are empty.
+    pub async fn list_each(
+        &self,
+        resource: &Resource,
+        prefix: &str,
+        opts: &ListOptions<'_>,
+        mut visit: impl FnMut(Value) + Send,
+    ) -> Result<Listed, status::Error> {
         let end = prefix_end(prefix.as_bytes());
         let (mut start, mut revision, mut freshness) =
             (prefix.as_bytes().to_vec(), 0u64, opts.freshness);
@@ -298,7 +319,7 @@ impl Objects {
         }
         let limit = opts.limit;
         let chunk = if limit == 0 { 0 } else { limit.max(100) };
-        let mut items = Vec::new();
+        let mut n_items = 0u64;
         let mut continue_token = None;
         loop {
             let req = range::Request {
@@ -320,8 +341,9 @@ impl Objects {
                 if !(opts.filter)(&object) {
                     continue;
                 }
-                items.push(object);
-                if limit > 0 && items.len() as u64 == limit {
+                visit(object);
+                n_items += 1;
+                if limit > 0 && n_items == limit {
                     let more = i + 1 < n || resp.more;
                     if more {
                         let after =
@@ -330,7 +352,7 @@ impl Objects {
                         continue_token = Some(encode_continue(revision, &after));
                     }
                     return Ok(Listed {
-                        items,
+                        items: Vec::new(),
                         revision,
                         continue_token,
                     });
@@ -345,7 +367,7 @@ impl Objects {
             }
         }
         Ok(Listed {
-            items,
+            items: Vec::new(),
             revision,
             continue_token,
         })

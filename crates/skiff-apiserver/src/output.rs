@@ -35,6 +35,67 @@ pub fn object(_api: &Api, ctx: &Ctx, resource: &Resource, object: &Value) -> Val
     }
 }
 
+#[cfg(test)]
+mod tests;
+
+fn list_metadata(revision: u64, continue_token: Option<String>) -> Value {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if let Some(c) = continue_token {
+        metadata["continue"] = Value::String(c);
+    }
+    metadata
+}
+
+fn json_list(resource: &Resource, items: Vec<Value>, metadata: Value) -> Value {
+    // The items move in: `json!` would copy every object.
+    let mut list = json!({
+        "kind": resource.list_kind,
+        "apiVersion": resource.api_version(),
+        "metadata": metadata,
+    });
+    list["items"] = Value::Array(items);
+    list
+}
+
+/// A JSON list body written one item at a time: the same bytes as encoding the JSON value of
+/// [`list`] (a `serde_json` map sorts its keys: `apiVersion`, `items`, `kind`, `metadata`),
+/// without holding every decoded item.
+pub struct JsonListWriter {
+    buf: Vec<u8>,
+    n_items: usize,
+}
+
+impl JsonListWriter {
+    pub fn new(resource: &Resource) -> JsonListWriter {
+        let mut buf = b"{\"apiVersion\":".to_vec();
+        let _ = serde_json::to_writer(&mut buf, &resource.api_version());
+        buf.extend_from_slice(b",\"items\":[");
+        JsonListWriter { buf, n_items: 0 }
+    }
+
+    pub fn push(&mut self, object: &Value) {
+        if self.n_items > 0 {
+            self.buf.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut self.buf, object);
+        self.n_items += 1;
+    }
+
+    pub fn finish(
+        mut self,
+        resource: &Resource,
+        revision: u64,
+        continue_token: Option<String>,
+    ) -> Vec<u8> {
+        self.buf.extend_from_slice(b"],\"kind\":");
+        let _ = serde_json::to_writer(&mut self.buf, &resource.list_kind);
+        self.buf.extend_from_slice(b",\"metadata\":");
+        let _ = serde_json::to_writer(&mut self.buf, &list_metadata(revision, continue_token));
+        self.buf.push(b'}');
+        self.buf
+    }
+}
+
 /// A list page.
 pub fn list(
     ctx: &Ctx,
@@ -43,17 +104,9 @@ pub fn list(
     revision: u64,
     continue_token: Option<String>,
 ) -> Value {
-    let mut metadata = json!({"resourceVersion": revision.to_string()});
-    if let Some(c) = continue_token {
-        metadata["continue"] = Value::String(c);
-    }
+    let metadata = list_metadata(revision, continue_token);
     match ctx.output {
-        Output::Json => json!({
-            "kind": resource.list_kind,
-            "apiVersion": resource.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }),
+        Output::Json => json_list(resource, items, metadata),
         Output::Table => table::list_table(
             &resource.group,
             &resource.plural,

@@ -34,6 +34,18 @@ pub struct KvRecord {
 }
 
 impl KvRecord {
+    /// The key-value this record holds for `key`, without copying the value.
+    pub fn into_kv(self, key: &[u8]) -> KeyValue {
+        KeyValue {
+            key: key.to_vec(),
+            value: self.value,
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+            lease: self.lease,
+        }
+    }
+
     pub fn to_kv(&self, key: &[u8]) -> KeyValue {
         KeyValue {
             key: key.to_vec(),

@@ -12,11 +12,14 @@ use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    DBRecoveryMode, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
 use crate::apply::{Changes, Counters, KvRecord, LeaseRecord, ReadView};
 use crate::types::{Event, LeaseId, RangeEnd};
+
+#[cfg(test)]
+mod tests;
 
 pub const CF_LOG: &str = "log";
 pub const CF_RAFT: &str = "raft";
@@ -294,24 +297,26 @@ impl<'a> View<'a> {
             .unwrap_or_default())
     }
 
-    /// Visits keys of a column family from `start` in order until `visit` returns false.
+    /// Visits keys of a column family from `start` in order until `visit` returns false. Keys
+    /// and values are borrowed from the iterator (no copy per record).
     pub fn for_each(
         &self,
         cf: &'static str,
         start: &[u8],
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let iter = self.db.raw().iterator_cf_opt(
-            self.db.cf(cf)?,
-            self.read_opts(),
-            IteratorMode::From(start, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if !visit(&k, &v)? {
-                break;
+        let mut iter = self
+            .db
+            .raw()
+            .raw_iterator_cf_opt(self.db.cf(cf)?, self.read_opts());
+        iter.seek(start);
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            if !visit(k, v)? {
+                return Ok(());
             }
+            iter.next();
         }
+        iter.status()?;
         Ok(())
     }
 
@@ -330,6 +335,47 @@ impl<'a> View<'a> {
             visit(rev, decode(CF_HISTORY, v)?)
         })
     }
+
+    /// Like [`View::history`], but only the events whose key `keep` accepts: the others are
+    /// skipped after decoding nothing but their key (a watch on a few keys replays a long
+    /// history without decoding every value in it).
+    pub fn history_in_range(
+        &self,
+        from_revision: u64,
+        to_revision: u64,
+        keep: impl Fn(&[u8]) -> bool,
+        mut visit: impl FnMut(u64, Event) -> Result<bool>,
+    ) -> Result<()> {
+        self.for_each(CF_HISTORY, &history_key(from_revision, 0), |k, v| {
+            let rev = history_revision(k);
+            if rev > to_revision {
+                return Ok(false);
+            }
+            if !keep(event_key(v)?) {
+                return Ok(true);
+            }
+            visit(rev, decode(CF_HISTORY, v)?)
+        })
+    }
+}
+
+/// The first fields of an encoded [`Event`]: postcard writes a struct's fields in order and
+/// nested structs inline, so an event's record starts with its kind and then `kv.key`.
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    _kind: crate::types::EventKind,
+    #[serde(borrow)]
+    key: &'a [u8],
+}
+
+/// The key of an encoded [`Event`], borrowed from the record.
+pub fn event_key(record: &[u8]) -> Result<&[u8]> {
+    postcard::take_from_bytes::<EventHead<'_>>(record)
+        .map(|(head, _)| head.key)
+        .map_err(|source| Error::Decode {
+            cf: CF_HISTORY,
+            source,
+        })
 }
 
 impl ReadView for View<'_> {

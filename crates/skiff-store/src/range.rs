@@ -79,12 +79,16 @@ pub fn read(view: &View<'_>, req: &Request) -> Result<Response, Error> {
     // Keys whose state at `revision` differs from now: None = absent at `revision`.
     let mut past: BTreeMap<Vec<u8>, Option<KeyValue>> = BTreeMap::new();
     if revision < current {
-        view.history(revision + 1, current, |_, event| {
-            if end.contains(&start, &event.kv.key) && !past.contains_key(&event.kv.key) {
-                past.insert(event.kv.key.clone(), event.prev_kv);
-            }
-            Ok(true)
-        })?;
+        view.history_in_range(
+            revision + 1,
+            current,
+            |key| end.contains(&start, key),
+            |_, event| {
+                // The first event after `revision` holds the key's state at it.
+                past.entry(event.kv.key).or_insert(event.prev_kv);
+                Ok(true)
+            },
+        )?;
     }
     let mut out = Response {
         revision,
@@ -130,7 +134,7 @@ pub fn read(view: &View<'_>, req: &Request) -> Result<Response, Error> {
             Some((pk, _)) if pk.as_slice() == k => past_iter.next().and_then(|(_, kv)| kv),
             _ => {
                 let record: KvRecord = db::decode(CF_KV, v)?;
-                Some(record.to_kv(k))
+                Some(record.into_kv(k))
             }
         };
         if let Some(kv) = current_kv

@@ -328,7 +328,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 m.leases.set(clock.len() as i64);
             });
         }
-        self.shared.hub.publish(&applied.batches, revision);
+        self.shared.hub.publish(applied.batches, revision);
         Ok(applied.responses)
     }
 

@@ -1,11 +1,15 @@
 //! Watches: replay history from a revision, then live events, with progress notifications.
 //!
 //! Apply publishes each batch's events to the [`Hub`] after they are durable; the hub hands
-//! every watcher the events in its key range through a bounded queue and never waits: a
-//! watcher whose queue is full is cancelled (it must re-watch from its last revision), so a
-//! slow consumer can never stall apply. A watch registers with the hub *before* reading history
-//! up to the hub's last revision H, then forwards live events (all > H): no gap, no duplicate.
-//! Events of one revision always travel in one [`WatchResponse`].
+//! every watcher with an event in its key range the revision's events as one shared
+//! `Arc<[Event]>` through a bounded queue and never waits: a watcher whose queue is full is
+//! cancelled (it must re-watch from its last revision), so a slow consumer can never stall
+//! apply. Publishing costs one reference count per interested watcher under the hub's lock;
+//! each watcher's own task picks out (and copies) the events in its range. A watch registers
+//! with the hub *before* reading history up to the hub's last revision H, then forwards live
+//! events (all > H): no gap, no duplicate. Replays decode only the key of each history record
+//! to filter it, and the whole event only when it is in range. Events of one revision always
+//! travel in one [`WatchResponse`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,8 +17,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::apply::ReadView;
 use crate::db::{Db, View};
 use crate::types::{Event, RangeEnd};
+
+#[cfg(test)]
+mod tests;
 
 /// What a watcher receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +48,8 @@ pub enum Error {
 }
 
 enum HubMsg {
-    Events(u64, Vec<Event>),
+    /// Every event of one revision (not only the watcher's), shared by all watchers.
+    Events(u64, Arc<[Event]>),
     Reset(String),
 }
 
@@ -82,21 +91,23 @@ impl Hub {
     }
 
     /// Hands a batch of durable events (grouped by revision, ascending) to the watchers.
-    pub fn publish(&self, batches: &[(u64, Vec<Event>)], revision: u64) {
+    pub fn publish(&self, batches: Vec<(u64, Vec<Event>)>, revision: u64) {
+        let batches: Vec<(u64, Arc<[Event]>)> = batches
+            .into_iter()
+            .map(|(rev, events)| (rev, Arc::from(events)))
+            .collect();
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        for (rev, events) in batches {
+        for (rev, events) in &batches {
             inner.slots.retain(|slot| {
-                let mine: Vec<Event> = events
+                if !events
                     .iter()
-                    .filter(|e| slot.end.contains(&slot.start, &e.kv.key))
-                    .cloned()
-                    .collect();
-                if mine.is_empty() {
+                    .any(|e| slot.end.contains(&slot.start, &e.kv.key))
+                {
                     return !slot.tx.is_closed();
                 }
-                match slot.tx.try_send(HubMsg::Events(*rev, mine)) {
+                match slot.tx.try_send(HubMsg::Events(*rev, events.clone())) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         slot.overflowed.store(true, Ordering::Release);
@@ -275,7 +286,7 @@ async fn run(
                 last_sent = rev;
                 let resp = WatchResponse {
                     revision: rev,
-                    events: strip(events, request.prev_kv),
+                    events: in_range(&events, &request),
                     progress: false,
                 };
                 if out.send(Ok(resp)).await.is_err() {
@@ -318,7 +329,7 @@ async fn send_progress(
                 *last_sent = rev;
                 let resp = WatchResponse {
                     revision: rev,
-                    events: strip(events, request.prev_kv),
+                    events: in_range(&events, request),
                     progress: false,
                 };
                 if out.send(Ok(resp)).await.is_err() {
@@ -341,6 +352,24 @@ async fn send_progress(
     .is_ok()
 }
 
+/// The events of a published revision that fall in the request's range (the hub sent the
+/// revision because at least one does), without `prev_kv` unless asked for.
+fn in_range(events: &[Event], request: &Request) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| request.end.contains(&request.start, &e.kv.key))
+        .map(|e| Event {
+            kind: e.kind,
+            kv: e.kv.clone(),
+            prev_kv: if request.prev_kv {
+                e.prev_kv.clone()
+            } else {
+                None
+            },
+        })
+        .collect()
+}
+
 fn strip(mut events: Vec<Event>, prev_kv: bool) -> Vec<Event> {
     if !prev_kv {
         for e in &mut events {
@@ -360,16 +389,30 @@ fn replay(db: &Db, request: &Request, from: u64, to: u64) -> Result<Vec<(u64, Ve
             compact_revision: counters.compact_revision,
         });
     }
+    if request.end == RangeEnd::Single {
+        // One key that exists and last changed before `from` has no event in the history
+        // after it (the view holds every revision up to `to` and maybe later): skip the scan.
+        // This is the watch of one object from its own resourceVersion (`kubectl wait`).
+        let current = view
+            .get(&request.start)
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        if current.is_some_and(|record| record.mod_revision < from) {
+            return Ok(Vec::new());
+        }
+    }
     let mut batches: Vec<(u64, Vec<Event>)> = Vec::new();
-    view.history(from, to, |rev, event| {
-        if request.end.contains(&request.start, &event.kv.key) {
+    view.history_in_range(
+        from,
+        to,
+        |key| request.end.contains(&request.start, key),
+        |rev, event| {
             match batches.last_mut() {
                 Some((r, events)) if *r == rev => events.push(event),
                 _ => batches.push((rev, vec![event])),
             }
-        }
-        Ok(true)
-    })
+            Ok(true)
+        },
+    )
     .map_err(|e| Error::Storage(e.to_string()))?;
     Ok(batches)
 }

@@ -67,6 +67,16 @@ pub async fn list(api: &Api, ctx: &Ctx, resource: &Resource) -> Result<Response,
         continue_token: ctx.query.get("continue"),
         filter: &filter,
     };
+    if ctx.output == Output::Json {
+        // Encoded as decoded: a big list never holds all its objects as JSON values.
+        let mut writer = crate::output::JsonListWriter::new(resource);
+        let listed = api
+            .objects
+            .list_each(resource, &prefix, &opts, |object| writer.push(&object))
+            .await?;
+        let body = writer.finish(resource, listed.revision, listed.continue_token);
+        return Ok(h::respond(StatusCode::OK, h::JSON, body));
+    }
     let listed = api.objects.list(resource, &prefix, &opts).await?;
     let body = crate::output::list(
         ctx,

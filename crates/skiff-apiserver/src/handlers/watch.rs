@@ -5,6 +5,11 @@
 //! with an ERROR event carrying 410 Expired. Selectors are applied to both the old and the new
 //! object, so an object that stops matching is DELETED and one that starts matching is ADDED.
 //! Bookmarks come from the store's progress notifications; `timeoutSeconds` ends the watch.
+//!
+//! Fan-out: each HTTP watch has its own store watch and task, but the objects of an event are
+//! decoded once per member and shared (`decoded::Cache`): a watch only runs its selectors over
+//! them, picks the event type ([`classify`], pure) and, for JSON output, frames bytes encoded
+//! once. Table and metadata output are rendered per watch (a Table row carries the time).
 
 use std::time::Duration;
 
@@ -16,16 +21,80 @@ use skiff_core::{selector, status};
 use skiff_store::types::{EventKind, key_range, prefix_end};
 use tokio::sync::mpsc;
 
+use self::decoded::{Decoded, Side};
+
 use crate::api::{Api, Ctx};
 use crate::http::{self as h, Output, Response};
 use crate::objects::{Freshness, ListOptions, Objects};
 
 use super::read::selectors;
 
+pub mod decoded;
+
+#[cfg(test)]
+mod tests;
+
 fn line(kind: &str, object: &Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
+}
+
+/// The line of `line(kind, object)` from the object's JSON encoding (the same bytes: the keys
+/// of a `serde_json` map are sorted, so `object` comes before `type`).
+fn json_line(kind: &str, object_json: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(object_json.len() + kind.len() + 24);
+    v.extend_from_slice(b"{\"object\":");
+    v.extend_from_slice(object_json);
+    v.extend_from_slice(b",\"type\":\"");
+    v.extend_from_slice(kind.as_bytes());
+    v.extend_from_slice(b"\"}\n");
+    Bytes::from(v)
+}
+
+/// What a watch sends for one store event, from the event's kind, whether its new and old
+/// objects exist (decoded) and whether they match the watch's selectors: an object that starts
+/// matching is ADDED, one that stops matching is DELETED (with its old state).
+pub fn classify(
+    kind: EventKind,
+    new: Option<bool>,
+    old: Option<bool>,
+) -> Option<(&'static str, Side)> {
+    match (kind, new, old) {
+        (EventKind::Put, Some(true), None) => Some(("ADDED", Side::New)),
+        (EventKind::Put, Some(true), Some(true)) => Some(("MODIFIED", Side::New)),
+        (EventKind::Put, Some(true), Some(false)) => Some(("ADDED", Side::New)),
+        (EventKind::Put, Some(false), Some(true)) => Some(("DELETED", Side::Old)),
+        (EventKind::Delete, _, Some(true)) => Some(("DELETED", Side::Old)),
+        _ => None,
+    }
+}
+
+/// Decodes an event's objects: the new one for a put, the previous one with the event's
+/// revision as its resourceVersion. A value that does not decode is treated as absent.
+fn decode_event(
+    objects: &Objects,
+    resource: &Resource,
+    event: &skiff_store::types::Event,
+) -> Decoded {
+    let new = match event.kind {
+        EventKind::Put => objects.decode(resource, &event.kv).ok(),
+        EventKind::Delete => None,
+    };
+    let old = event
+        .prev_kv
+        .as_ref()
+        .and_then(|kv| objects.decode(resource, kv).ok())
+        .map(|mut o| {
+            if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert(
+                    "resourceVersion".into(),
+                    json!(event.kv.mod_revision.to_string()),
+                );
+            }
+            o
+        });
+    Decoded::new(new, old)
 }
 
 fn bookmark(resource: &Resource, revision: u64, initial_end: bool) -> Value {
@@ -141,6 +210,7 @@ pub async fn watch(api: &Api, ctx: &Ctx, resource: &Resource) -> Result<Response
     });
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let objects = api.objects.clone();
+    let shared = api.watch_events.clone();
     let resource = resource.clone();
     let table = ctx.output == Output::Table;
     let render_ctx = RenderCtx {
@@ -155,6 +225,11 @@ pub async fn watch(api: &Api, ctx: &Ctx, resource: &Resource) -> Result<Response
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let send = |kind: &str, object: &Value, first: &mut bool| {
+            if render_ctx.output == Output::Json {
+                // Encoded from the object as it is: no copy of it.
+                *first = false;
+                return json_line(kind, &serde_json::to_vec(object).unwrap_or_default());
+            }
             let rendered = render_ctx.render(&resource, object, *first);
             *first = false;
             line(kind, &rendered)
@@ -205,39 +280,26 @@ pub async fn watch(api: &Api, ctx: &Ctx, resource: &Resource) -> Result<Response
                 continue;
             }
             let mut out = Vec::new();
-            for event in batch.events {
-                let new = match event.kind {
-                    EventKind::Put => objects.decode(&resource, &event.kv).ok(),
-                    EventKind::Delete => None,
+            for event in &batch.events {
+                let decoded = shared.get_or_decode(
+                    batch.revision,
+                    &event.kv.key,
+                    decoded::weight(event),
+                    || decode_event(&objects, &resource, event),
+                );
+                let new_match = decoded.new.as_ref().map(&filter);
+                let old_match = decoded.old.as_ref().map(&filter);
+                let Some((kind, side)) = classify(event.kind, new_match, old_match) else {
+                    continue;
                 };
-                let old = event
-                    .prev_kv
-                    .as_ref()
-                    .and_then(|kv| objects.decode(&resource, kv).ok())
-                    .map(|mut o| {
-                        if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                            m.insert(
-                                "resourceVersion".into(),
-                                json!(event.kv.mod_revision.to_string()),
-                            );
-                        }
-                        o
-                    });
-                let old_match = old.as_ref().is_some_and(&filter);
-                let new_match = new.as_ref().is_some_and(&filter);
-                let emitted = match (event.kind, new, old) {
-                    (EventKind::Put, Some(n), None) if new_match => Some(("ADDED", n)),
-                    (EventKind::Put, Some(n), Some(_)) if new_match && old_match => {
-                        Some(("MODIFIED", n))
-                    }
-                    (EventKind::Put, Some(n), Some(_)) if new_match => Some(("ADDED", n)),
-                    (EventKind::Put, Some(_), Some(o)) if old_match => Some(("DELETED", o)),
-                    (EventKind::Delete, _, Some(o)) if old_match => Some(("DELETED", o)),
-                    _ => None,
+                let line = if render_ctx.output == Output::Json {
+                    decoded.json(side).map(|object| json_line(kind, &object))
+                } else {
+                    decoded
+                        .object(side)
+                        .map(|object| send(kind, object, &mut first))
                 };
-                if let Some((kind, object)) = emitted {
-                    out.push(send(kind, &object, &mut first));
-                }
+                out.extend(line);
             }
             for l in out {
                 if tx.send(l).await.is_err() {

@@ -72,6 +72,42 @@ pub(super) fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+fn print_rss(cluster: &LocalCluster, when: &str) {
+    let rss: Vec<String> = cluster
+        .members
+        .iter()
+        .filter_map(|m| {
+            let pid = m.child.as_ref()?.id();
+            Some(format!("{} {:.1} MiB", m.name, rss_mib(pid).unwrap_or(0.0)))
+        })
+        .collect();
+    println!("rss {when}: {}", rss.join(", "));
+}
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses; utime and stime
+    // are the 14th and 15th fields of the line, in clock ticks of 10 ms.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn members_cpu(cluster: &LocalCluster) -> Vec<Duration> {
+    cluster
+        .members
+        .iter()
+        .map(|m| {
+            m.child
+                .as_ref()
+                .and_then(|c| cpu_time(c.id()))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 fn now_micros() -> u128 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -133,6 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     creates.elapsed = start.elapsed();
     stats::row("skiff", "create", &creates);
+    print_rss(&cluster, "after the creates");
 
     // Gets of random objects.
     let start = Instant::now();
@@ -202,12 +239,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &paged,
     );
 
-    // Memory of each member with the objects loaded.
-    for m in &cluster.members {
-        if let Some(pid) = m.child.as_ref().map(|c| c.id()) {
-            println!("rss {}: {:.1} MiB", m.name, rss_mib(pid).unwrap_or(0.0));
-        }
-    }
+    // Memory of each member with the objects loaded (and listed through the first member).
+    print_rss(&cluster, "after the lists");
 
     // Watch fan-out: many watchers (spread over members) each see every update; the latency is
     // from just before the write to delivery.
@@ -218,7 +251,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .metadata
         .resource_version
         .context("no resourceVersion")?;
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+    // (index of the event for its watcher, latency)
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<(usize, Duration)>::new()));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.watchers.max(1));
     let mut watchers = Vec::new();
     for w in 0..args.watchers {
@@ -249,7 +283,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         .unwrap_or(0);
                     let latency = Duration::from_micros(now_micros().saturating_sub(sent) as u64);
                     if let Ok(mut l) = latencies.lock() {
-                        l.push(latency);
+                        l.push((seen, latency));
                     }
                     seen += 1;
                     if seen >= want {
@@ -270,11 +304,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     println!("watches established: {established}/{}", args.watchers);
+    let cpu_before = members_cpu(&cluster);
     let start = Instant::now();
+    let mut writes = Samples::default();
     for _ in 0..args.watch_events {
         let patch = serde_json::json!({"data": {"sent": now_micros().to_string()}});
+        let t = Instant::now();
         api.patch(target, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
+        writes.latencies.push(t.elapsed());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut complete = 0;
@@ -289,16 +327,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             complete += 1;
         }
     }
-    let fanout = Samples {
-        latencies: latencies.lock().map(|l| l.clone()).unwrap_or_default(),
+    let cpu_used: Vec<Duration> = members_cpu(&cluster)
+        .iter()
+        .zip(&cpu_before)
+        .map(|(after, before)| after.saturating_sub(*before))
+        .collect();
+    let by_index = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let elapsed = start.elapsed();
+    writes.elapsed = elapsed;
+    stats::row("skiff", "watched writes", &writes);
+    let samples = |keep: &dyn Fn(usize) -> bool| Samples {
+        latencies: by_index
+            .iter()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, l)| *l)
+            .collect(),
         errors: 0,
-        elapsed: start.elapsed(),
+        elapsed,
     };
+    let fanout = samples(&|_| true);
     stats::row(
         "skiff",
         &format!("watch fan-out x{}", args.watchers),
         &fanout,
     );
+    // The first event of a watch also waits for the watch's replay of history from its
+    // resourceVersion; the later ones are fan-out alone.
+    stats::row("skiff", "  first event", &samples(&|i| i == 0));
+    stats::row("skiff", "  later events", &samples(&|i| i > 0));
+    // What the members spent (CPU) from the first write until every watcher finished:
+    // robust against other load on the machine, unlike the latencies.
+    let total_cpu: Duration = cpu_used.iter().sum();
+    println!(
+        "cpu of the members during the fan-out: {} = {:.0} ms, {:.1} us per delivered event",
+        cpu_used
+            .iter()
+            .zip(&cluster.members)
+            .map(|(cpu, m)| format!("{} {:.0} ms", m.name, stats::ms(*cpu)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        stats::ms(total_cpu),
+        total_cpu.as_secs_f64() * 1e6 / by_index.len().max(1) as f64
+    );
+    print_rss(&cluster, "after the watches");
     println!(
         "watchers that saw all {} events: {complete}/{}",
         args.watch_events, args.watchers
