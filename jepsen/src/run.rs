@@ -352,8 +352,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+    // Any member may answer (a list is a linearizable read); one that is overloaded or still
+    // catching up must not fail the run after an hour of work.
+    let asked = std::sync::atomic::AtomicUsize::new(0);
     let list = retry("listing the final state", || async {
-        Ok(cm_api(0).list(&ListParams::default()).await?)
+        let i = asked.fetch_add(1, Ordering::Relaxed) % n;
+        Ok(cm_api(i).list(&ListParams::default()).await?)
     })
     .await?;
     let mut final_set = Vec::new();
