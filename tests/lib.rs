@@ -5,6 +5,7 @@
 //! test panics) kills every process it started and removes the directory. Waits are
 //! conditions with deadlines that report what was last seen, never bare sleeps.
 
+pub mod agent;
 pub mod cluster;
 pub mod kubectl;
 pub mod kv;

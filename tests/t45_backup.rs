@@ -3,21 +3,25 @@
 //! object equal (count and content hash at the backup's revision); watchers from before the
 //! restore get "compacted" (the KV watch) and 410 (the Kubernetes API) and relist; corrupt
 //! files, files of another format version or Skiff release, and a missing encryption key are
-//! refused with clear messages.
+//! refused with clear messages. A node agent pointed at a restored cluster with its new node
+//! token joins the new CA and relists: the restored pods run (containers kept or recreated),
+//! containers of pods the restored store does not have are removed, and the Node is Ready.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use skiff_store::pb::kv::kv_client::KvClient;
 use skiff_store::pb::kv::{
     KeyValue, RangeRequest, WatchCreate, WatchRequest, WatchResponse, watch_request,
 };
+use skiff_tests::agent::{self, Agent};
 use skiff_tests::cluster::Cluster;
 use skiff_tests::kv;
 use skiff_tests::load::Writers;
@@ -485,5 +489,270 @@ async fn scheduled_backups_are_written_and_pruned() -> anyhow::Result<()> {
     for f in files {
         skiff_store::backup::check(&f)?;
     }
+    Ok(())
+}
+
+/// Whether `node` is Ready with a heartbeat at or after `since` (the restored Node object
+/// still says Ready from the backup; only a fresh heartbeat shows the agent is back).
+async fn node_ready_since(
+    nodes: &Api<Node>,
+    node: &str,
+    since: k8s_openapi::jiff::Timestamp,
+) -> anyhow::Result<Option<()>> {
+    let Some(n) = nodes.get_opt(node).await? else {
+        anyhow::bail!("node {node} does not exist");
+    };
+    let conditions = n.status.and_then(|s| s.conditions).unwrap_or_default();
+    let Some(ready) = conditions.iter().find(|c| c.type_ == "Ready") else {
+        anyhow::bail!("node {node} has no Ready condition");
+    };
+    let fresh = ready
+        .last_heartbeat_time
+        .as_ref()
+        .is_some_and(|t| t.0 >= since);
+    if ready.status == "True" && fresh {
+        Ok(Some(()))
+    } else {
+        anyhow::bail!(
+            "Ready={} heartbeat {:?}",
+            ready.status,
+            ready.last_heartbeat_time
+        )
+    }
+}
+
+/// The pod's `main` container as the API reports it: its runtime id while running.
+fn running_container_id(p: &Pod) -> Option<String> {
+    let c = p
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == "main")?;
+    c.state.as_ref()?.running.as_ref()?;
+    c.container_id
+        .as_deref()
+        .and_then(|id| id.strip_prefix("docker://"))
+        .map(str::to_string)
+}
+
+/// Waits until the API reports pod `name` running in the app container Docker runs for it,
+/// and returns that container's id.
+async fn wait_reported_running(pods: &Api<Pod>, node: &str, name: &str) -> anyhow::Result<String> {
+    wait::until_every(
+        &format!("pod {name} running as reported by the agent"),
+        Duration::from_secs(120),
+        Duration::from_millis(300),
+        || async {
+            let Some(p) = pods.get_opt(name).await? else {
+                anyhow::bail!("pod {name} does not exist");
+            };
+            let reported = running_container_id(&p);
+            let running = agent::running_app_containers(node, name)?;
+            match reported {
+                Some(id) if running == [id.clone()] => Ok(Some(id)),
+                other => anyhow::bail!("API says {other:?}, Docker runs {running:?}"),
+            }
+        },
+    )
+    .await
+}
+
+async fn wait_no_containers(node: &str, pod: &str) -> anyhow::Result<()> {
+    wait::until_every(
+        &format!("pod {pod}'s containers to be removed"),
+        Duration::from_secs(120),
+        Duration::from_millis(300),
+        || async {
+            let left = agent::pod_containers(node, pod)?;
+            anyhow::ensure!(left.is_empty(), "still there: {left:?}");
+            Ok(Some(()))
+        },
+    )
+    .await
+}
+
+fn sleeper(name: &str, node: &str) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "skiff-test/busybox:1",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]}]
+        }
+    }))?)
+}
+
+/// The operator's path after a disaster (ops/runbooks/restore.md): the control plane is lost,
+/// a backup is restored into a new cluster, and the node agent is restarted with the new
+/// cluster's node token. It joins the new CA with its old data directory and relists: a pod
+/// the backup has keeps its running containers, a pod deleted after the backup runs again, a
+/// pod created after the backup (unknown to the restored store) has its containers removed,
+/// and the Node heartbeats Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_joins_the_restored_cluster_and_relists_its_pods() -> anyhow::Result<()> {
+    let mut old = Cluster::start(1, &[]).await?;
+    let old_token = wait::until("the node token", Duration::from_secs(10), || async {
+        Ok(agent::node_token_in(
+            &std::fs::read_to_string(old.log_path(0)).unwrap_or_default(),
+        ))
+    })
+    .await?;
+    let node = agent::unique_node_name("t45");
+    let mut agent = Agent::start(
+        &format!("https://{}", old.members[0].api),
+        &old_token,
+        &node,
+    )?;
+    let old_client = kube_client(&old.members[0].data_dir.join("admin.kubeconfig")).await?;
+    let nodes: Api<Node> = Api::all(old_client.clone());
+    let started = k8s_openapi::jiff::Timestamp::now();
+    wait::until_every(
+        &format!("node {node} Ready"),
+        Duration::from_secs(120),
+        Duration::from_millis(300),
+        || node_ready_since(&nodes, &node, started),
+    )
+    .await
+    .with_context(|| format!("agent log:\n{}", agent.log()))?;
+    let pods: Api<Pod> = Api::namespaced(old_client.clone(), "default");
+    for name in ["kept", "deleted-after-backup"] {
+        pods.create(&PostParams::default(), &sleeper(name, &node)?)
+            .await?;
+    }
+    for name in ["kept", "deleted-after-backup"] {
+        wait_reported_running(&pods, &node, name).await?;
+    }
+
+    let file = old.dir.path().join("with-pods.backup");
+    let (ok, out, err) = cli(
+        &old,
+        vec![
+            "backup".into(),
+            "save".into(),
+            s(&file),
+            "--endpoints".into(),
+            old.members[0].addr.clone(),
+            "--data-dir".into(),
+            s(&old.members[0].data_dir),
+        ],
+    )
+    .await?;
+    anyhow::ensure!(ok, "backup save failed: {out}\n{err}");
+
+    // After the backup: one pod deleted (the agent removes its containers), one created.
+    pods.delete("deleted-after-backup", &DeleteParams::default())
+        .await?;
+    wait_no_containers(&node, "deleted-after-backup").await?;
+    pods.create(
+        &PostParams::default(),
+        &sleeper("created-after-backup", &node)?,
+    )
+    .await?;
+    wait_reported_running(&pods, &node, "created-after-backup").await?;
+    let kept_before = agent::pod_containers(&node, "kept")?;
+    anyhow::ensure!(
+        kept_before.len() == 2 && kept_before.iter().all(|l| l.ends_with(" running")),
+        "kept: sandbox and app container running: {kept_before:?}"
+    );
+
+    // The disaster: the control plane is gone. The backup is restored into a new cluster, with
+    // only the Secret encryption key kept from the old cluster files.
+    old.kill(0);
+    let kept_files = old.dir.path().join("kept-cluster-files");
+    std::fs::create_dir_all(&kept_files)?;
+    std::fs::copy(
+        old.members[0]
+            .data_dir
+            .join("cluster-files/encryption-keys.json"),
+        kept_files.join("encryption-keys.json"),
+    )?;
+    let mut n = Cluster::new(&[])?;
+    let first = n.add_slot();
+    let (ok, out, err) = cli(
+        &old,
+        vec![
+            "backup".into(),
+            "restore".into(),
+            s(&file),
+            "--data-dir".into(),
+            s(&n.members[first].data_dir),
+            "--name".into(),
+            n.members[first].name.clone(),
+            "--cluster-files".into(),
+            s(&kept_files),
+            "--peer-addr".into(),
+            n.members[first].addr.clone(),
+        ],
+    )
+    .await?;
+    anyhow::ensure!(ok, "restore failed: {out}\n{err}");
+    let printed = agent::node_token_in(&out)
+        .ok_or_else(|| anyhow::anyhow!("restore printed no `skiff agent` command:\n{out}"))?;
+    n.spawn(first, &[])?;
+    n.wait_ready(first).await?;
+    let new_token = wait::until("the new node token", Duration::from_secs(10), || async {
+        Ok(agent::node_token_in(
+            &std::fs::read_to_string(n.log_path(first)).unwrap_or_default(),
+        ))
+    })
+    .await?;
+    assert_eq!(
+        printed, new_token,
+        "restore prints the token the server uses"
+    );
+    assert_ne!(new_token, old_token, "a restored cluster has a new CA");
+
+    // The operator restarts the agent with the new cluster's address and node token.
+    agent.stop()?;
+    let restarted = k8s_openapi::jiff::Timestamp::now();
+    agent.spawn(&format!("https://{}", n.members[first].api), &new_token)?;
+    let client = kube_client(&n.members[first].data_dir.join("admin.kubeconfig")).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait::until_every(
+        &format!("node {node} Ready with a heartbeat after the restore"),
+        Duration::from_secs(120),
+        Duration::from_millis(300),
+        || node_ready_since(&nodes, &node, restarted),
+    )
+    .await
+    .with_context(|| format!("agent log:\n{}", agent.log()))?;
+    assert!(
+        agent.log().contains("joining it again"),
+        "the agent says why it joins again:\n{}",
+        agent.log()
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    wait_no_containers(&node, "created-after-backup")
+        .await
+        .with_context(|| format!("agent log:\n{}", agent.log()))?;
+    assert!(
+        pods.get_opt("created-after-backup").await?.is_none(),
+        "the restored store does not know the pod created after the backup"
+    );
+    let recreated = wait_reported_running(&pods, &node, "deleted-after-backup")
+        .await
+        .with_context(|| format!("agent log:\n{}", agent.log()))?;
+    let kept = wait_reported_running(&pods, &node, "kept").await?;
+    assert_eq!(
+        agent::pod_containers(&node, "kept")?,
+        kept_before,
+        "the pod the backup has keeps its containers (same ids, never restarted)"
+    );
+    assert!(kept_before.iter().any(|l| l.starts_with(&kept)));
+    assert!(!recreated.is_empty());
+
+    // The agent serves the new cluster as usual: a deletion there removes the containers.
+    pods.delete("kept", &DeleteParams::default()).await?;
+    wait_no_containers(&node, "kept").await?;
+    wait::until_every(
+        "pod kept to be gone",
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        || async { Ok(pods.get_opt("kept").await?.is_none().then_some(())) },
+    )
+    .await?;
     Ok(())
 }

@@ -8,9 +8,23 @@
 //! - With kubectl against the survivors: each member `kill -9`ed in turn, all three at once and
 //!   restarted in a random order, one member paused (SIGSTOP) for 20 s — after each step
 //!   writes succeed and no acknowledged object is lost.
+//! - The leader isolated by dropping its packets (members in network namespaces): the majority
+//!   elects a new leader and keeps acknowledging writes; the isolated member acknowledges none;
+//!   healed, it follows the new leader and has every acknowledged write.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use skiff_jepsen::cluster::Cluster as JCluster;
+use skiff_jepsen::net::{self, Net};
+use skiff_jepsen::workload;
+use skiff_store::client::Credentials;
+use skiff_store::pb::raft::MembersRequest;
 
 use skiff_tests::cluster::Cluster;
 use skiff_tests::kubectl::{Kubectl, kubectl_versions};
@@ -252,5 +266,276 @@ fn signal(pid: i32, sig: &str) -> anyhow::Result<()> {
         .arg(pid.to_string())
         .status()?;
     anyhow::ensure!(status.success(), "kill -{sig} {pid} failed");
+    Ok(())
+}
+
+/// Who member `i` (of a namespaced cluster) says leads: the leader's index, or None.
+async fn leader_seen_by(c: &JCluster, i: usize) -> Option<usize> {
+    let creds = Credentials::from_data_dir(&c.members[0].data_dir).ok()?;
+    let mut admin = creds.admin(&c.members[i].peer).ok()?;
+    let r = tokio::time::timeout(Duration::from_secs(2), admin.members(MembersRequest {}))
+        .await
+        .ok()?
+        .ok()?
+        .into_inner();
+    let leader = r.members.iter().find(|m| m.id == r.leader_id)?;
+    c.members.iter().position(|m| m.name == leader.name)
+}
+
+fn config_map(name: &str) -> anyhow::Result<ConfigMap> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "data": {"k": name}
+    }))?)
+}
+
+/// Creates ConfigMaps `w-<n>` one after another through one member's API until stopped;
+/// remembers which were acknowledged (2xx) and when.
+struct Writer {
+    acked: Arc<Mutex<Vec<(String, Instant)>>>,
+    failed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(client: kube::Client) -> Writer {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, f, s) = (acked.clone(), failed.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+            let mut n = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let name = format!("w-{n}");
+                n += 1;
+                let Ok(cm) = config_map(&name) else { return };
+                match cms.create(&PostParams::default(), &cm).await {
+                    Ok(_) => a
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((name, Instant::now())),
+                    Err(_) => {
+                        // The outcome is unknown; the next write gets a new name.
+                        f.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Writer {
+            acked,
+            failed,
+            stop,
+            task,
+        }
+    }
+
+    fn acked(&self) -> Vec<(String, Instant)> {
+        self.acked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn acked_after(&self, t: Instant) -> usize {
+        self.acked().iter().filter(|(_, at)| *at > t).count()
+    }
+
+    async fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        self.acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+/// The issue's network-isolation step, with members as processes in network namespaces of
+/// their own (jepsen's harness): the leader's packets are dropped both ways while a client
+/// keeps creating ConfigMaps through a majority member. A new leader is elected and writes go
+/// on; the isolated member acknowledges no write and serves no linearizable read; healed, it
+/// follows the new leader and has every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_acknowledges_nothing_and_rejoins_with_every_write() -> anyhow::Result<()>
+{
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-t46-isolation-")
+        .tempdir()?;
+    let net = Net::create(3)?;
+    let c = JCluster::start(net, dir.path(), &skiff_tests::skiff_bin(), Vec::new()).await?;
+    let leader = wait::until("a leader", Duration::from_secs(30), || async {
+        Ok(leader_seen_by(&c, 0).await)
+    })
+    .await?;
+    let majority: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let op_timeout = Duration::from_secs(15);
+    let writer = Writer::start(workload::client(&c.kubeconfig(majority[0]), op_timeout).await?);
+    wait::until(
+        "10 acknowledged writes",
+        Duration::from_secs(30),
+        || async { Ok((writer.acked().len() >= 10).then_some(())) },
+    )
+    .await?;
+
+    c.net.partition(&net::split(3, &[leader], &majority))?;
+    let isolated_at = Instant::now();
+    // Through the isolated member's API: writes and a linearizable read, all while it is cut
+    // off. The server answers 504 after its 10 s request timeout (kubectl shows the status);
+    // a kube-rs client is given up on after 20 s, which counts as not acknowledged either.
+    let isolated = workload::client(&c.kubeconfig(leader), op_timeout).await?;
+    let cms: Api<ConfigMap> = Api::namespaced(isolated.clone(), "default");
+    let give_up = Duration::from_secs(20);
+    let mut attempts = Vec::new();
+    for k in 0..3 {
+        let cms = cms.clone();
+        attempts.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let name = format!("isolated-{k}");
+            let cm = match config_map(&name) {
+                Ok(cm) => cm,
+                Err(e) => return (format!("{e}"), started.elapsed(), false),
+            };
+            match tokio::time::timeout(give_up, cms.create(&PostParams::default(), &cm)).await {
+                Ok(Ok(_)) => ("201".to_string(), started.elapsed(), true),
+                Ok(Err(e)) => (format!("{e}"), started.elapsed(), false),
+                Err(_) => ("no answer".to_string(), started.elapsed(), false),
+            }
+        }));
+    }
+    let read = {
+        let cms = cms.clone();
+        tokio::spawn(async move {
+            tokio::time::timeout(give_up, cms.list(&Default::default()))
+                .await
+                .map(|r| r.map(|l| l.items.len()))
+        })
+    };
+    let kubectl = kubectl_versions().pop().map(|(_, bin)| bin);
+    let kubectl_isolated = match kubectl {
+        Some(bin) => {
+            let k = Kubectl::new(bin, c.kubeconfig(leader))?;
+            Some(tokio::task::spawn_blocking(move || {
+                k.run(&[
+                    "create",
+                    "configmap",
+                    "isolated-kubectl",
+                    "--request-timeout=15s",
+                    "-v=6",
+                ])
+            }))
+        }
+        None => None,
+    };
+
+    // The majority elects a new leader and the client's writes through it go on.
+    let new_leader = wait::until(
+        "a new leader among the majority",
+        Duration::from_secs(30),
+        || async {
+            let seen = leader_seen_by(&c, majority[0]).await;
+            Ok(seen.filter(|l| majority.contains(l)))
+        },
+    )
+    .await?;
+    let elected_after = isolated_at.elapsed();
+    wait::until_every(
+        "10 writes acknowledged through the majority after the isolation",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async { Ok((writer.acked_after(isolated_at) >= 10).then_some(())) },
+    )
+    .await
+    .with_context(|| c.log_tails())?;
+    let first_ack = writer
+        .acked()
+        .iter()
+        .map(|(_, at)| *at)
+        .find(|at| *at > isolated_at)
+        .map(|at| at - isolated_at);
+
+    for a in attempts {
+        let (outcome, took, acknowledged) = a.await?;
+        assert!(
+            !acknowledged,
+            "the isolated old leader acknowledged a write ({outcome}, after {took:?})"
+        );
+        eprintln!("write through the isolated member: {outcome} after {took:?}");
+    }
+    match read.await? {
+        Ok(Ok(n)) => panic!("the isolated member served a linearizable list ({n} items)"),
+        Ok(Err(e)) => eprintln!("list through the isolated member: {e}"),
+        Err(_) => eprintln!("list through the isolated member: no answer in {give_up:?}"),
+    }
+    if let Some(task) = kubectl_isolated {
+        let out = task.await??;
+        assert!(
+            !out.ok,
+            "kubectl created through the isolated member:\n{}",
+            out.stdout
+        );
+        assert!(
+            out.stderr.contains("504"),
+            "the isolated member answers 504 (the write's outcome is unknown):\n{}",
+            out.stderr
+        );
+        eprintln!("kubectl through the isolated member: failed with 504 as expected");
+    }
+    wait::until(
+        "the other majority member to follow the new leader",
+        Duration::from_secs(10),
+        || async { Ok((leader_seen_by(&c, majority[1]).await == Some(new_leader)).then_some(())) },
+    )
+    .await?;
+    let isolated_for = isolated_at.elapsed();
+
+    // Every attempt through the isolated member has ended (above), so all of them ended while
+    // it was cut off.
+    c.net.heal()?;
+    let healed_at = Instant::now();
+    let while_isolated = writer
+        .acked()
+        .iter()
+        .filter(|(_, at)| *at > isolated_at && *at <= healed_at)
+        .count();
+    let unknown = writer.failed.load(Ordering::Relaxed);
+    let acked = writer.stop().await;
+    // Healed, the old leader follows the new one and reads every acknowledged write.
+    wait::until(
+        "the healed member to follow the new leader",
+        Duration::from_secs(30),
+        || async { Ok((leader_seen_by(&c, leader).await == Some(new_leader)).then_some(())) },
+    )
+    .await?;
+    let rejoined_after = healed_at.elapsed();
+    wait::until_every(
+        "every acknowledged write through the healed member",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let names: std::collections::HashSet<String> = cms
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|cm| cm.metadata.name)
+                .collect();
+            let missing: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+            anyhow::ensure!(missing.is_empty(), "missing {missing:?}");
+            Ok(Some(()))
+        },
+    )
+    .await?;
+    cms.create(&PostParams::default(), &config_map("after-heal")?)
+        .await
+        .context("a write through the healed member")?;
+    eprintln!(
+        "isolation of the leader: new leader after {elected_after:?}, first write acknowledged \
+         through the majority after {first_ack:?}, {while_isolated} writes acknowledged while \
+         it was isolated for {isolated_for:?} ({unknown} failed with an unknown outcome); \
+         healed member following again after {rejoined_after:?}; {} writes acknowledged in all",
+        acked.len()
+    );
     Ok(())
 }

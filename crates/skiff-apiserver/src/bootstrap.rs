@@ -61,18 +61,37 @@ async fn ensure(
 
 async fn once(api: &Api, node_token_hash: Option<&[u8]>) -> Result<(), String> {
     // First: agents may try to join as soon as the API answers.
-    if let Some(hash) = node_token_hash
-        && api
+    // The node secret in this member's cluster files (the same on every member) is the truth:
+    // a restore brings the stored hash of the old cluster's secret, which is replaced when the
+    // files kept with the backup did not include that secret.
+    if let Some(hash) = node_token_hash {
+        match api
             .objects
             .raw_get(crate::join::NODE_TOKEN_KEY)
             .await
             .map_err(|e| e.message)?
-            .is_none()
-    {
-        api.objects
-            .create(crate::join::NODE_TOKEN_KEY, hash.to_vec(), vec![], None)
-            .await
-            .map_err(|e| e.message)?;
+        {
+            None => {
+                api.objects
+                    .create(crate::join::NODE_TOKEN_KEY, hash.to_vec(), vec![], None)
+                    .await
+                    .map_err(|e| e.message)?;
+            }
+            Some(kv) if kv.value != hash => {
+                api.objects
+                    .update(
+                        crate::join::NODE_TOKEN_KEY,
+                        hash.to_vec(),
+                        kv.mod_revision,
+                        vec![],
+                        vec![],
+                        None,
+                    )
+                    .await
+                    .map_err(|e| e.message)?;
+            }
+            Some(_) => {}
+        }
     }
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         ensure(api, "", "namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}})).await?;

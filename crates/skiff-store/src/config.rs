@@ -147,7 +147,10 @@ impl Config {
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_logs),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
-            max_payload_entries: 256,
+            // openraft 0.9 gives every AppendEntries one heartbeat interval to complete; a
+            // lagging follower sent 256 entries at once could not take them in time on a loaded
+            // machine and never caught up (replication retried the same payload forever).
+            max_payload_entries: 32,
             replication_lag_threshold: 1000,
             ..openraft::Config::default()
         }

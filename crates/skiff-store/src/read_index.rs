@@ -72,10 +72,29 @@ async fn round(raft: &Raft, peers: &Peers, me: MemberId) -> Result<u64> {
             },
             Some(l) => {
                 if let Some(ch) = peers.channel(l) {
-                    match AdminClient::new(ch).read_index(ReadIndexRequest {}).await {
-                        Ok(r) => return Ok(r.into_inner().index),
-                        Err(status) => {
-                            tracing::debug!("read index from leader {l} failed: {status}");
+                    let mut client = AdminClient::new(ch);
+                    // Asking is idempotent: when another election starts (the leader was cut
+                    // off and may never answer), ask the next leader instead.
+                    let mut changes = metrics.clone();
+                    let deposed = async move {
+                        if changes
+                            .wait_for(|m| m.current_leader != Some(l))
+                            .await
+                            .is_err()
+                        {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        biased;
+                        answer = client.read_index(ReadIndexRequest {}) => match answer {
+                            Ok(r) => return Ok(r.into_inner().index),
+                            Err(status) => {
+                                tracing::debug!("read index from leader {l} failed: {status}");
+                            }
+                        },
+                        () = deposed => {
+                            tracing::debug!("leader {l} changed while asking it for a read index");
                         }
                     }
                 }

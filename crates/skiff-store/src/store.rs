@@ -257,8 +257,36 @@ impl Store {
         let mut client = AdminClient::new(channel)
             .max_decoding_message_size(crate::peers::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(crate::peers::MAX_MESSAGE_BYTES);
+        let mut metrics = self.inner.raft.metrics();
+        if metrics.borrow_and_update().current_leader != Some(leader) {
+            return Err(Forward::Retry); // nothing was sent
+        }
         let call = client.forward(ForwardRequest { request: bytes });
-        match tokio::time::timeout_at(deadline.into(), call).await {
+        // A leader cut off from the others (partitioned, paused) may never answer. Once this
+        // member has seen another leader or an election for an election timeout, waiting for
+        // the deadline would only delay the client (a deposed leader that is still reachable,
+        // as in a leader transfer, forwards the write itself well within that time).
+        let grace = self.inner.config.election_timeout_max;
+        let deposed = async move {
+            if metrics
+                .wait_for(|m| m.current_leader != Some(leader))
+                .await
+                .is_err()
+            {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        let answer = tokio::select! {
+            biased;
+            answer = tokio::time::timeout_at(deadline.into(), call) => answer,
+            () = deposed => {
+                return Err(Forward::Failed(Error::OutcomeUnknown(
+                    "the leader changed while the write was in flight; it may or may not have been applied".into(),
+                )));
+            }
+        };
+        match answer {
             Err(_) => Err(Forward::Failed(Error::OutcomeUnknown(
                 "timed out waiting for the leader".into(),
             ))),

@@ -287,6 +287,9 @@ pub fn read_cluster_files(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>
 async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let cluster_files = read_cluster_files(&a.cluster_files)?;
+    let node_secret = cluster_files
+        .get(crate::control_plane::NODE_SECRET)
+        .map(|s| String::from_utf8_lossy(s).trim().to_string());
     let name = a.name.clone().unwrap_or_else(crate::server::host_name);
     let (file, data_dir) = (a.file.clone(), a.data_dir.clone());
     eprintln!("restore: checking {}...", file.display());
@@ -329,8 +332,17 @@ async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
         a.peer_addr, restored.token
     );
     println!(
-        "  kubeconfig:   {}/admin.kubeconfig (after the first start); agents join again with the node token it prints",
+        "  kubeconfig:   {}/admin.kubeconfig (after the first start)",
         a.data_dir.display()
     );
+    // The node secret comes from the old cluster files; the CA is new, so is the token.
+    let ca = skiff_store::identity::DataDir::new(&a.data_dir).load_ca()?;
+    if let Some(secret) = node_secret {
+        println!(
+            "  node agents:  skiff agent --server https://<api host:port> --token skiffnode1.{}.{secret} --name <node> \
+             (with the node's usual --data-dir: it joins the new CA, keeps running containers and relists its pods)",
+            ca.fingerprint()?
+        );
+    }
     Ok(())
 }

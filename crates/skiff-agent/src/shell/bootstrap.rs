@@ -1,7 +1,9 @@
 //! The node's identity: a key of its own, a certificate from the cluster CA obtained with the
 //! node join token (`POST /skiff/v1/join-node` with a CSR), and the CA itself, learned over an
 //! unauthenticated handshake and trusted only if its SHA-256 matches the token. Kept in
-//! `<data_dir>/tls` (keys 0600) and reused on restart.
+//! `<data_dir>/tls` (keys 0600) and reused on restart while the token names the same CA; a
+//! token for another CA (a cluster restored from a backup has a new one) makes the node join
+//! again and replaces the stored identity.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -342,7 +344,21 @@ async fn join(
     })
 }
 
-/// The stored identity, or a new one obtained from the server with the join token.
+/// Whether `identity` was issued by the CA `token` pins (its SHA-256 is in the token). A
+/// token for another CA means the node is being pointed at a different cluster, e.g. one
+/// restored from a backup (a restore makes a new CA): the stored identity cannot talk to it.
+pub fn issued_by_token_ca(identity: &Identity, token: &NodeToken) -> bool {
+    crate::node_api::tls::certificates(&identity.ca_pem)
+        .map(|certs| {
+            certs
+                .iter()
+                .any(|der| hex::encode(Sha256::digest(der.as_ref())) == token.ca_sha256)
+        })
+        .unwrap_or(false)
+}
+
+/// The stored identity if the token pins its CA, else a new one obtained from the server with
+/// the join token (replacing the stored one only once the join succeeded).
 pub async fn ensure(
     data_dir: &Path,
     server: &str,
@@ -350,10 +366,18 @@ pub async fn ensure(
     node_name: &str,
     addresses: &[String],
 ) -> Result<Identity> {
-    if let Some(identity) = load(data_dir)? {
-        return Ok(identity);
-    }
     let parsed = NodeToken::parse(token)?;
+    if let Some(identity) = load(data_dir)? {
+        if issued_by_token_ca(&identity, &parsed) {
+            return Ok(identity);
+        }
+        tracing::warn!(
+            ca_sha256 = %parsed.ca_sha256,
+            "the node join token names another cluster CA than the one this node joined \
+             (the cluster was restored from a backup or rebuilt): joining it again; \
+             running containers are kept and reconciled with the pods it has"
+        );
+    }
     let ca_pem = fetch_ca(server, &parsed).await?;
     let (csr_pem, key_pem) = csr(node_name, addresses)?;
     let response = join(server, token, &ca_pem, node_name, &csr_pem).await?;
@@ -379,3 +403,6 @@ pub async fn ensure(
     store(data_dir, &identity)?;
     Ok(identity)
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,7 +60,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let cluster = LocalCluster::start(3, &["--backup-schedule", "off"]).await?;
     let creds = cluster.credentials()?;
     let started = Instant::now();
-    let per_txn = 100usize;
+    // Small transactions: openraft 0.9 gives each AppendEntries one heartbeat interval
+    // (50 ms), so 100-object batches (about 100 KiB each, 16 in flight) made replication time
+    // out over and over on a loaded machine with a debug build, and the fill never finished.
+    let per_txn = 10usize;
     let batches: Vec<usize> = (0..args.objects.div_ceil(per_txn)).collect();
     let addr = cluster.members[0].addr.clone();
     let mut writes = futures::stream::iter(batches.into_iter().map(|b| {
@@ -69,28 +72,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let total = args.objects;
         async move {
             let kv = kv.as_mut().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let success = (b * per_txn..((b + 1) * per_txn).min(total))
+            let success: Vec<_> = (b * per_txn..((b + 1) * per_txn).min(total))
                 .map(|i| {
                     let (k, v) = object(i, size);
                     put_op(k.into_bytes(), v)
                 })
                 .collect();
-            kv.txn(TxnRequest {
-                success,
-                ..Default::default()
-            })
-            .await?;
-            anyhow::Ok(())
+            // The puts are idempotent, so a batch whose outcome is unknown (a leader change
+            // under load) is simply sent again.
+            let mut retries = 0u32;
+            loop {
+                let request = TxnRequest {
+                    success: success.clone(),
+                    ..Default::default()
+                };
+                match kv.txn(request).await {
+                    Ok(_) => return anyhow::Ok(retries),
+                    Err(e) if retries < 10 => {
+                        retries += 1;
+                        tracing::debug!(error = %e, "retrying a batch");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
     }))
     .buffer_unordered(16);
+    let mut retried = 0u32;
     while let Some(r) = writes.next().await {
-        r?;
+        retried += r?;
     }
     drop(writes);
     let (written, _) = count_keys(&creds, &addr).await?;
     eprintln!(
-        "wrote {written} objects in {:.1} s",
+        "wrote {written} objects in {:.1} s ({retried} batches sent again after an error)",
         started.elapsed().as_secs_f64()
     );
 
