@@ -34,6 +34,10 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
 
 async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> {
     let daemon_sets = informers.daemon_sets.list();
+    if daemon_sets.is_empty() {
+        // Woken by every pod change: with no DaemonSet, copy no nodes, pods or revisions.
+        return Ok(None);
+    }
     let pods = informers.pods.list_in(&namespaces_of(&daemon_sets));
     let nodes = informers.nodes.list();
     let revisions = informers.revisions.list();
