@@ -240,6 +240,28 @@ impl Cluster {
         .await
     }
 
+    /// A kube-rs client with the admin kubeconfig, talking to member `i`'s API.
+    pub async fn kube_client(&self, i: usize) -> anyhow::Result<kube::Client> {
+        Ok(kube::Client::try_from(self.kube_config(i).await?)?)
+    }
+
+    /// The admin kubeconfig's client settings, pointed at member `i`'s API.
+    pub async fn kube_config(&self, i: usize) -> anyhow::Result<kube::Config> {
+        let text = std::fs::read_to_string(self.members[0].data_dir.join("admin.kubeconfig"))?;
+        let mut kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
+        for c in &mut kubeconfig.clusters {
+            if let Some(info) = c.cluster.as_mut() {
+                info.server = Some(format!("https://{}", self.members[i].api));
+            }
+        }
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        Ok(config)
+    }
+
     /// Runs the `skiff` binary with these arguments; returns (success, stdout, stderr).
     pub fn run_cli(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
         let out = Command::new(crate::skiff_bin()).args(args).output()?;

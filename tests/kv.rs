@@ -81,3 +81,95 @@ pub async fn prefix(
         .await?;
     Ok(r.into_inner().kvs)
 }
+
+/// The store key every fenced API write also puts (`skiff_apiserver::objects::FENCE_LOG_KEY`).
+pub const FENCE_LOG_KEY: &str = "/skiff/fence-log";
+
+/// One control-loop write from the fence log: its revision, the term it carried, its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceRecord {
+    pub revision: u64,
+    pub term: u64,
+    pub key: String,
+}
+
+fn fence_record(kv: &KeyValue) -> anyhow::Result<FenceRecord> {
+    let value: serde_json::Value = serde_json::from_slice(&kv.value)?;
+    Ok(FenceRecord {
+        revision: kv.mod_revision,
+        term: value
+            .get("term")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| anyhow::anyhow!("fence record without a term: {value}"))?,
+        key: value
+            .get("key")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// The latest fence-log record (linearizable read), if any fenced write happened.
+pub async fn last_fence_record(kv: &mut KvClient<Channel>) -> anyhow::Result<Option<FenceRecord>> {
+    get(kv, FENCE_LOG_KEY, false)
+        .await?
+        .map(|kv| fence_record(&kv))
+        .transpose()
+}
+
+/// Every fence-log record from `from_revision` up to the latest one, in revision order, read
+/// from the store's history with a watch (the history window must still hold them).
+pub async fn fence_log(
+    kv: &mut KvClient<Channel>,
+    from_revision: u64,
+) -> anyhow::Result<Vec<FenceRecord>> {
+    use futures::StreamExt;
+    use skiff_store::pb::kv::{WatchCreate, WatchRequest, watch_request};
+    let Some(last) = last_fence_record(kv).await? else {
+        return Ok(Vec::new());
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(WatchRequest {
+        request: Some(watch_request::Request::Create(WatchCreate {
+            key: FENCE_LOG_KEY.into(),
+            range_end: skiff_store::types::prefix_end(FENCE_LOG_KEY.as_bytes()),
+            start_revision: from_revision.max(1),
+            prev_kv: false,
+            progress_notify_ms: 0,
+        })),
+    })
+    .await?;
+    let mut stream = kv
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let mut records = Vec::new();
+    while records.last().map(|r: &FenceRecord| r.revision) < Some(last.revision) {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the fence log's history stopped at revision {:?} before {}",
+                    records.last().map(|r: &FenceRecord| r.revision),
+                    last.revision
+                )
+            })?;
+        let Some(response) = next else {
+            anyhow::bail!("the watch of the fence log ended early");
+        };
+        let response = response?;
+        anyhow::ensure!(
+            !response.canceled,
+            "the watch of the fence log was canceled: {} (compacted at {})",
+            response.cancel_reason,
+            response.compact_revision
+        );
+        for event in response.events {
+            if let Some(kv) = event.kv {
+                records.push(fence_record(&kv)?);
+            }
+        }
+    }
+    drop(tx);
+    Ok(records)
+}

@@ -6,6 +6,13 @@
 //! encrypted before they reach the store. Every write is one store transaction whose compares
 //! express create-if-absent or update-if-unchanged, so 409s come from the store, never from a
 //! racy read.
+//!
+//! A write that carries a fence term (a control loop's, `x-skiff-fence-term`) also puts
+//! [`FENCE_LOG_KEY`] in its own transaction, so the store's history holds, at each such write's
+//! revision, the term it carried and the object it changed. Apply accepts a fenced write only in
+//! its own term and Raft terms only grow along the log, so in revision order those terms never
+//! go down: a watch of that key from revision 1 is the record that no two leaders' control loops
+//! ever interleaved (`tests/t60_fencing.rs` checks it across leader changes).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -125,6 +132,30 @@ pub fn fenced(fence_term: u64, entry_term: u64) -> status::Error {
         message: format!("term {fence_term} is over"),
         field: String::new(),
     }])
+}
+
+/// The store key every fenced write also puts (outside `/registry/`, so no Kubernetes client
+/// sees it): its history is the sequence of control-loop writes. Each value is JSON
+/// `{"term": <fence term>, "key": "<the object's store key>"}`.
+pub const FENCE_LOG_KEY: &str = "/skiff/fence-log";
+
+/// Adds the fence-log put to a fenced transaction's success operations.
+fn log_fenced_write(txn: &mut Txn, fence: Option<u64>) {
+    let Some(term) = fence else {
+        return;
+    };
+    let key = txn
+        .success
+        .iter()
+        .find_map(|op| match op {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key, .. } => {
+                Some(String::from_utf8_lossy(key).into_owned())
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    let record = serde_json::json!({"term": term, "key": key}).to_string();
+    txn.success.push(put(FENCE_LOG_KEY, record.into_bytes()));
 }
 
 /// A page of a list.
@@ -373,12 +404,14 @@ impl Objects {
         })
     }
 
-    /// Runs a transaction carrying the caller's fence term; returns (revision, result).
+    /// Runs a transaction carrying the caller's fence term (recorded in the fence log, see
+    /// [`FENCE_LOG_KEY`]); returns (revision, result).
     pub async fn txn(
         &self,
-        txn: Txn,
+        mut txn: Txn,
         fence: Option<u64>,
     ) -> Result<(u64, skiff_store::types::TxnResult), status::Error> {
+        log_fenced_write(&mut txn, fence);
         self.store.txn(txn, fence).await.map_err(store_error)
     }
 
@@ -565,3 +598,6 @@ fn continue_expired(e: status::Error, token: Option<&str>) -> status::Error {
         e
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,9 @@
 //!
 //! Invariants: a /24 is never given to two nodes (ranges already on nodes, and those handed out
 //! earlier in the same pass, are taken); a node that has one keeps it; when the range is
-//! exhausted the node gets none and an event says so.
+//! exhausted the node gets none and an event says so, once per node (the shell passes the nodes
+//! already told), not on every pass: with more nodes than ranges, an event per node per pass
+//! would be a write storm that grows with every node change.
 
 pub mod shell;
 
@@ -67,8 +69,9 @@ fn subnet_index(cluster: Cidr, cidr: &str) -> Option<u32> {
     (offset < size).then_some(offset)
 }
 
-/// Plan the assignments for nodes without a pod CIDR.
-pub fn plan(cluster: Cidr, nodes: &[Node]) -> Vec<Change> {
+/// Plan the assignments for nodes without a pod CIDR; nodes in `reported` have already had
+/// their CIDRNotAvailable event.
+pub fn plan(cluster: Cidr, nodes: &[Node], reported: &BTreeSet<String>) -> Vec<Change> {
     let mut taken: BTreeSet<u32> = BTreeSet::new();
     for node in nodes {
         let spec = node.spec.as_ref();
@@ -102,6 +105,9 @@ pub fn plan(cluster: Cidr, nodes: &[Node]) -> Vec<Change> {
             next += 1;
         }
         if next >= size {
+            if reported.contains(&name) {
+                continue;
+            }
             changes.push(Change::Event {
                 node: name.clone(),
                 record: Record::warning(

@@ -143,6 +143,35 @@ where
     pub fn list(&self) -> Vec<K> {
         self.store.state().iter().map(|o| (**o).clone()).collect()
     }
+
+    /// Clones of the cached objects in these namespaces only. The cache holds `Arc`s, so
+    /// objects elsewhere cost a namespace lookup, not a deep copy: a controller woken by every
+    /// pod change must not copy thousands of pods it has no owner for (with 10,000 pods, whole
+    /// copies by seven controllers on every wake starved the API server of CPU).
+    pub fn list_in(&self, namespaces: &HashSet<String>) -> Vec<K> {
+        if namespaces.is_empty() {
+            return Vec::new();
+        }
+        self.store
+            .state()
+            .iter()
+            .filter(|o| {
+                o.meta()
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|ns| namespaces.contains(ns))
+            })
+            .map(|o| (**o).clone())
+            .collect()
+    }
+}
+
+/// The namespaces these objects live in.
+pub fn namespaces_of<K: Resource>(objects: &[K]) -> HashSet<String> {
+    objects
+        .iter()
+        .filter_map(|o| o.meta().namespace.clone())
+        .collect()
 }
 
 /// What a controller loop needs.

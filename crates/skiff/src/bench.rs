@@ -5,6 +5,7 @@
 
 mod api;
 mod backup;
+mod controllers;
 mod etcd;
 mod failover;
 mod ingress;
@@ -35,6 +36,8 @@ pub enum Command {
     Member(member::Args),
     /// Write unavailability when the leader is killed, and a check that no write was lost.
     Failover(failover::Args),
+    /// Leader kill -9 to the new leader's controllers acting (a scaled Deployment's new pod).
+    ControllerFailover(controllers::Args),
     /// Time from an EndpointSlice change to rules in effect, and full resync time (nftables).
     Proxy(proxy::Args),
     /// Requests/s and latency through the ingress versus direct to the backend.
@@ -55,6 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Command::Backup(a) => backup::run(a).await,
             Command::Failover(a) => failover::run(a).await,
             Command::Member(a) => member::run(a).await,
+            Command::ControllerFailover(a) => controllers::run(a).await,
             Command::Proxy(a) => proxy::run(a).await,
             Command::Ingress(a) => ingress::run(a).await,
             Command::Pods(a) => pods::run(a).await,

@@ -14,7 +14,7 @@ use super::{Change, plan};
 use crate::events::reference;
 use crate::informers::Informers;
 use crate::replicaset::shell::{create_pod, delete_pod, pod_index};
-use crate::shell::{Context, Result, run_loop, sooner, write};
+use crate::shell::{Context, Result, namespaces_of, run_loop, sooner, write};
 use crate::statefulset::shell::apply_revision;
 
 /// Run until stopped or fenced out.
@@ -33,12 +33,17 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
 }
 
 async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> {
-    let pods = informers.pods.list();
+    let daemon_sets = informers.daemon_sets.list();
+    if daemon_sets.is_empty() {
+        // Woken by every pod change: with no DaemonSet, copy no nodes, pods or revisions.
+        return Ok(None);
+    }
+    let pods = informers.pods.list_in(&namespaces_of(&daemon_sets));
     let nodes = informers.nodes.list();
     let revisions = informers.revisions.list();
     let (names, live) = pod_index(&pods);
     let mut requeue = None;
-    for ds in informers.daemon_sets.list() {
+    for ds in daemon_sets {
         let uid = ds.metadata.uid.clone().unwrap_or_default();
         if !ctx.expectations.satisfied(&uid, &names, &live) {
             requeue = sooner(requeue, Some(1));

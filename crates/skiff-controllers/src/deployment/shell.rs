@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::{Change, adoptable, plan};
 use crate::events::reference;
 use crate::informers::Informers;
-use crate::shell::{Context, Result, run_loop, sooner, write};
+use crate::shell::{Context, Result, namespaces_of, run_loop, sooner, write};
 
 /// Run until stopped or fenced out.
 pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
@@ -33,9 +33,10 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
 
 async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> {
     let replica_sets = informers.replica_sets.list();
-    let pods = informers.pods.list();
+    let deployments = informers.deployments.list();
+    let pods = informers.pods.list_in(&namespaces_of(&deployments));
     let mut requeue = None;
-    for d in informers.deployments.list() {
+    for d in deployments {
         let namespace = d.metadata.namespace.clone().unwrap_or_default();
         let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
         for orphan in adoptable(&d, &replica_sets) {

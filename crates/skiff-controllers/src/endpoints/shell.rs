@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use super::{Change, plan};
 use crate::informers::Informers;
-use crate::shell::{Context, Result, run_loop, write};
+use crate::shell::{Context, Result, namespaces_of, run_loop, write};
 
 /// Run until stopped or fenced out.
 pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
@@ -25,10 +25,11 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
         let ctx = pass_ctx.clone();
         let informers = informers.clone();
         async move {
-            let pods = informers.pods.list();
+            let services = informers.services.list();
+            let pods = informers.pods.list_in(&namespaces_of(&services));
             let slices = informers.slices.list();
             let endpoints = informers.endpoints.list();
-            for service in informers.services.list() {
+            for service in services {
                 let namespace = service.metadata.namespace.clone().unwrap_or_default();
                 let current = endpoints.iter().find(|e| {
                     e.metadata.namespace == service.metadata.namespace

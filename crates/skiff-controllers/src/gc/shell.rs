@@ -1,12 +1,13 @@
 //! The garbage collector's shell: discovers every resource the API serves that can be listed and
 //! deleted, builds the owner graph from them, plans, confirms an owner's absence with a live read
-//! before deleting a dependent, and applies the changes. Runs at most every 2 s, woken by changes
-//! to the common kinds and at least every 30 s.
+//! before deleting a dependent, and applies the changes. Lists are metadata-only. Runs at most
+//! every 2 s, woken by changes to the common kinds and at least every 30 s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
 use kube::{Api, Client};
@@ -58,8 +59,7 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
     .await
 }
 
-fn graph_node(object: &DynamicObject, resource: &ApiResource) -> Node {
-    let meta = &object.metadata;
+fn graph_node(meta: &ObjectMeta, resource: &ApiResource) -> Node {
     Node {
         uid: meta.uid.clone().unwrap_or_default(),
         api_version: resource.api_version.clone(),
@@ -90,7 +90,9 @@ async fn pass(ctx: &Context) -> Result<()> {
     let mut where_is: HashMap<String, (ApiResource, Scope)> = HashMap::new();
     for (resource, caps) in &all {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), resource);
-        let list = match api.list(&ListParams::default()).await {
+        // Metadata only (PartialObjectMetadataList): the graph needs nothing else, and whole
+        // objects of every kind (thousands of pods and events) are costly to serve and decode.
+        let list = match api.list_metadata(&ListParams::default()).await {
             Ok(list) => list,
             Err(error) => {
                 tracing::debug!(%error, plural = %resource.plural, "gc: cannot list");
@@ -98,7 +100,7 @@ async fn pass(ctx: &Context) -> Result<()> {
             }
         };
         for object in &list.items {
-            let node = graph_node(object, resource);
+            let node = graph_node(&object.metadata, resource);
             where_is.insert(node.uid.clone(), (resource.clone(), caps.scope.clone()));
             nodes.push(node);
         }

@@ -25,7 +25,7 @@ fn lowest_free_ranges_and_never_twice() {
         node("d", None),
         node("e", None),
     ];
-    let changes = plan(cluster(), &nodes);
+    let changes = plan(cluster(), &nodes, &BTreeSet::new());
     assert_eq!(
         changes,
         vec![
@@ -52,7 +52,7 @@ fn many_nodes_get_distinct_ranges_and_exhaustion_is_reported() {
         prefix: 22,
     });
     let nodes: Vec<Node> = (0..6).map(|i| node(&format!("n{i}"), None)).collect();
-    let changes = plan(small, &nodes);
+    let changes = plan(small, &nodes, &BTreeSet::new());
     let cidrs: std::collections::BTreeSet<String> = changes
         .iter()
         .filter_map(|c| match c {
@@ -76,7 +76,7 @@ fn many_nodes_get_distinct_ranges_and_exhaustion_is_reported() {
             _ => None,
         })
         .collect();
-    assert!(plan(small, &assigned).is_empty());
+    assert!(plan(small, &assigned, &BTreeSet::new()).is_empty());
 }
 
 #[test]
@@ -87,10 +87,28 @@ fn cidr_parsing() {
     // Ranges outside the cluster CIDR are ignored, not counted.
     let nodes = vec![node("a", Some("192.168.0.0/24")), node("b", None)];
     assert_eq!(
-        plan(cluster(), &nodes),
+        plan(cluster(), &nodes, &BTreeSet::new()),
         vec![Change::Assign {
             node: "b".into(),
             cidr: "10.42.0.0/24".into()
         }]
     );
+}
+
+#[test]
+fn exhaustion_is_reported_once_per_node() {
+    let small = Cidr::parse("10.42.0.0/24").unwrap_or(Cidr {
+        base: 0,
+        prefix: 24,
+    });
+    let nodes: Vec<Node> = (0..3).map(|i| node(&format!("n{i}"), None)).collect();
+    let reported: BTreeSet<String> = ["n1".to_string()].into_iter().collect();
+    let events: Vec<String> = plan(small, &nodes, &reported)
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Event { node, .. } => Some(node),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events, vec!["n2".to_string()]);
 }

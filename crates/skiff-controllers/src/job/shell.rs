@@ -14,7 +14,7 @@ use super::{Change, plan};
 use crate::events::reference;
 use crate::informers::Informers;
 use crate::replicaset::shell::{create_pod, delete_pod, pod_index};
-use crate::shell::{Context, Result, run_loop, sooner, write};
+use crate::shell::{Context, Result, namespaces_of, run_loop, sooner, write};
 
 /// Run until stopped or fenced out.
 pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
@@ -31,10 +31,11 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
 }
 
 async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> {
-    let pods = informers.pods.list();
+    let jobs = informers.jobs.list();
+    let pods = informers.pods.list_in(&namespaces_of(&jobs));
     let (names, live) = pod_index(&pods);
     let mut requeue = None;
-    for job in informers.jobs.list() {
+    for job in jobs {
         let uid = job.metadata.uid.clone().unwrap_or_default();
         if !ctx.expectations.satisfied(&uid, &names, &live) {
             requeue = sooner(requeue, Some(1));

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::plan;
 use crate::informers::Informers;
-use crate::shell::{Context, Result, run_loop, write};
+use crate::shell::{Context, Result, namespaces_of, run_loop, write};
 
 /// Run until stopped or fenced out.
 pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
@@ -24,8 +24,9 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
         let ctx = pass_ctx.clone();
         let informers = informers.clone();
         async move {
-            let pods = informers.pods.list();
-            for pdb in informers.budgets.list() {
+            let budgets = informers.budgets.list();
+            let pods = informers.pods.list_in(&namespaces_of(&budgets));
+            for pdb in budgets {
                 if let Some(status) = plan(&pdb, &pods, Timestamp::now()) {
                     let api: Api<PodDisruptionBudget> = Api::namespaced(
                         ctx.client.clone(),

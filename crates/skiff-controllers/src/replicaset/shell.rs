@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::{Change, plan};
 use crate::events::{Record, reference};
 use crate::informers::Informers;
-use crate::shell::{Context, Result, run_loop, sooner, write};
+use crate::shell::{Context, Result, namespaces_of, run_loop, sooner, write};
 
 /// Run until stopped or fenced out.
 pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
@@ -47,10 +47,11 @@ pub fn pod_index(pods: &[Pod]) -> (HashSet<String>, HashSet<String>) {
 }
 
 async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> {
-    let pods = informers.pods.list();
+    let replica_sets = informers.replica_sets.list();
+    let pods = informers.pods.list_in(&namespaces_of(&replica_sets));
     let (names, live) = pod_index(&pods);
     let mut requeue = None;
-    for rs in informers.replica_sets.list() {
+    for rs in replica_sets {
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         if !ctx.expectations.satisfied(&uid, &names, &live) {
             requeue = sooner(requeue, Some(1));

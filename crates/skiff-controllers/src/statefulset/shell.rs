@@ -15,7 +15,7 @@ use super::{Change, plan};
 use crate::events::reference;
 use crate::informers::Informers;
 use crate::replicaset::shell::{delete_pod, pod_index};
-use crate::shell::{Context, Result, run_loop, sooner, write};
+use crate::shell::{Context, Result, namespaces_of, run_loop, sooner, write};
 
 /// Run until stopped or fenced out.
 pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
@@ -33,12 +33,13 @@ pub async fn run(ctx: Arc<Context>, informers: Informers) -> Result<()> {
 }
 
 async fn pass(ctx: &Context, informers: &Informers) -> Result<Option<Duration>> {
-    let pods = informers.pods.list();
+    let stateful_sets = informers.stateful_sets.list();
+    let pods = informers.pods.list_in(&namespaces_of(&stateful_sets));
     let claims = informers.claims.list();
     let revisions = informers.revisions.list();
     let (names, live) = pod_index(&pods);
     let mut requeue = None;
-    for set in informers.stateful_sets.list() {
+    for set in stateful_sets {
         let uid = set.metadata.uid.clone().unwrap_or_default();
         if !ctx.expectations.satisfied(&uid, &names, &live) {
             requeue = sooner(requeue, Some(1));
