@@ -207,8 +207,8 @@ impl Cluster {
 
     /// Waits until the configuration has `n` voters (asking any running member).
     pub async fn wait_voters(&self, n: usize) -> anyhow::Result<()> {
-        let what = format!("{n} voters\n{}", self.log_tails());
-        wait::until(&what, Duration::from_secs(60), || async {
+        // The members' logs are read when the wait fails, not before it starts.
+        wait::until(&format!("{n} voters"), Duration::from_secs(60), || async {
             for i in (0..self.members.len()).filter(|i| self.is_running(*i)) {
                 if let Ok(r) = self.members_of(i).await {
                     let voters = r.members.iter().filter(|m| m.voter).count();
@@ -218,6 +218,7 @@ impl Cluster {
             anyhow::bail!("no member answered")
         })
         .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", self.log_tails()))
     }
 
     /// The index of the current leader, as any running member reports it.

@@ -100,8 +100,10 @@ fn promtool_accepts_the_shipped_config_rules_and_rule_tests() -> anyhow::Result<
     }
     for entry in std::fs::read_dir(&runbooks)? {
         let name = entry?.file_name().to_string_lossy().to_string();
+        // Runbooks named after an alert (Skiff...) must belong to one; the others are
+        // procedures the alert runbooks link to (RestoreFromBackup).
         if let Some(alert) = name.strip_suffix(".md")
-            && alert != "README"
+            && alert.starts_with("Skiff")
         {
             assert!(
                 alerts.iter().any(|a| a == alert),
