@@ -253,38 +253,18 @@ pub fn plan(fault: Fault, n: usize, leader: Option<usize>, rng: &mut impl Rng) -
                 faketime,
             }
         }
-        Fault::DiskFlip => {
+        Fault::DiskFlip | Fault::DiskTorn | Fault::DiskTruncate => {
             let x = all[0];
-            let damage = Damage::Flip {
-                at_permille: rng.random_range(0..1000),
-            };
-            Action::Disk {
-                member: x,
-                what: format!(
-                    "disk damage: kill -9 m{} and {damage:?} its newest WAL segment",
-                    x + 1
-                ),
-                damage,
-            }
-        }
-        Fault::DiskTorn => {
-            let x = all[0];
-            let damage = Damage::Torn {
-                bytes: rng.random_range(0..200),
-            };
-            Action::Disk {
-                member: x,
-                what: format!(
-                    "disk damage: kill -9 m{} and {damage:?} its newest WAL segment",
-                    x + 1
-                ),
-                damage,
-            }
-        }
-        Fault::DiskTruncate => {
-            let x = all[0];
-            let damage = Damage::Truncate {
-                bytes: rng.random_range(1..64),
+            let damage = match fault {
+                Fault::DiskFlip => Damage::Flip {
+                    at_permille: rng.random_range(0..1000),
+                },
+                Fault::DiskTorn => Damage::Torn {
+                    bytes: rng.random_range(0..200),
+                },
+                _ => Damage::Truncate {
+                    bytes: rng.random_range(1..64),
+                },
             };
             Action::Disk {
                 member: x,
