@@ -178,6 +178,7 @@ pub async fn start(
             reads,
             metrics,
             transferring: AtomicBool::new(false),
+            caught_up: AtomicBool::new(false),
             leadership,
             shutdown,
         }),

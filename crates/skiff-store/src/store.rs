@@ -53,6 +53,10 @@ pub(crate) struct Inner {
     pub metrics: StoreMetrics,
     /// A leader transfer is under way: writes wait.
     pub transferring: AtomicBool,
+    /// This member has applied everything committed at some moment since it started, so its
+    /// replica may answer serializable reads (a member that starts empty, or far behind, does
+    /// not hand out its half-filled state as "any version").
+    pub caught_up: AtomicBool,
     pub leadership: tokio_watch::Sender<Leadership>,
     pub shutdown: tokio_watch::Sender<bool>,
 }
@@ -327,6 +331,7 @@ impl Store {
                 openraft::metrics::WaitError::Timeout(..) => Error::Timeout(timeout),
                 openraft::metrics::WaitError::ShuttingDown => Error::Shutdown,
             })?;
+        self.inner.caught_up.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -336,7 +341,10 @@ impl Store {
         request: range::Request,
         serializable: bool,
     ) -> Result<range::Response> {
-        if !serializable && !self.inner.config.unsafe_local_reads {
+        // A local read (serializable, or the unsafe negative control) still waits for one
+        // read index after the member starts: see `Inner::caught_up`.
+        let local = serializable || self.inner.config.unsafe_local_reads;
+        if !local || !self.inner.caught_up.load(Ordering::Acquire) {
             self.linearizable_barrier().await?;
         }
         let db = self.inner.db.clone();

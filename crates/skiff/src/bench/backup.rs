@@ -145,6 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             name: "r1".into(),
             addr: format!("127.0.0.1:{}", super::local::free_port()?),
             api: format!("127.0.0.1:{}", super::local::free_port()?),
+            metrics: format!("127.0.0.1:{}", super::local::free_port()?),
             data_dir: restored_dir.clone(),
             child: None,
         }],

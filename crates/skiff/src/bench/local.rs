@@ -16,6 +16,8 @@ pub struct Member {
     pub name: String,
     pub addr: String,
     pub api: String,
+    /// The plain-HTTP metrics endpoint (`--metrics-listen`).
+    pub metrics: String,
     pub data_dir: PathBuf,
     pub child: Option<Child>,
 }
@@ -47,10 +49,12 @@ impl LocalCluster {
             let addr = format!("127.0.0.1:{}", free_port()?);
             let data_dir = cluster.dir.path().join(&name);
             let api = format!("127.0.0.1:{}", free_port()?);
+            let metrics = format!("127.0.0.1:{}", free_port()?);
             cluster.members.push(Member {
                 name,
                 addr,
                 api,
+                metrics,
                 data_dir,
                 child: None,
             });
@@ -92,6 +96,8 @@ impl LocalCluster {
                 &m.addr,
                 "--api-listen",
                 &m.api,
+                "--metrics-listen",
+                &m.metrics,
             ])
             .arg("--data-dir")
             .arg(&m.data_dir)

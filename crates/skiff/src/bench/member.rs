@@ -1,6 +1,9 @@
-//! `skiff bench member`: a member's resident memory when idle, and its cold start to serving.
+//! `skiff bench member`: a member's resident memory when idle, the time to scrape its metrics,
+//! and its cold start to serving.
 //!
-//! Starts a local cluster, leaves it idle, and reads every member's `VmRSS`. Then, round after
+//! Starts a local cluster, leaves it idle, and reads every member's `VmRSS`. Then it scrapes
+//! every member's metrics endpoint as Prometheus would (one HTTP GET of `/metrics`, the whole
+//! body read), on a new connection each time, and reports the latency. Then, round after
 //! round, kills a follower and starts it again from its data directory, timing from the
 //! process start until its Kubernetes API answers `/version` over TLS and its store answers a
 //! status call with a known leader (both must serve).
@@ -23,6 +26,37 @@ pub struct Args {
     /// Restarts of a follower to time.
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
+    /// Metrics scrapes per member.
+    #[arg(long, default_value_t = 50)]
+    pub scrapes: usize,
+}
+
+/// One scrape of `http://<addr>/metrics` on a new connection: the time until the whole body
+/// has arrived, and the body's size.
+async fn scrape(addr: &str) -> anyhow::Result<(Duration, usize)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    conn.write_all(
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    let mut body = Vec::new();
+    conn.read_to_end(&mut body).await?;
+    let took = started.elapsed();
+    anyhow::ensure!(
+        body.starts_with(b"HTTP/1.") && body.get(8..12) == Some(b" 200".as_slice()),
+        "{addr} answered {:?}",
+        String::from_utf8_lossy(&body[..body.len().min(80)])
+    );
+    anyhow::ensure!(
+        body.windows(21).any(|w| w == b"skiff_store_is_leader"),
+        "{addr}'s metrics have no skiff_store_is_leader series"
+    );
+    Ok((took, body.len()))
 }
 
 /// Polls member `i` every 2 ms until its API and its store both serve.
@@ -85,6 +119,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     println!("idle RSS max={worst:.1}MiB (target < 40 MiB)");
+    let mut scrapes = Samples::default();
+    let mut size = 0;
+    for _ in 0..args.scrapes {
+        for m in &cluster.members {
+            let (took, bytes) = tokio::time::timeout(Duration::from_secs(5), scrape(&m.metrics))
+                .await
+                .map_err(|_| anyhow::anyhow!("scraping {} took over 5 s", m.name))??;
+            scrapes.latencies.push(took);
+            size = size.max(bytes);
+        }
+    }
+    println!(
+        "metrics scrape ({} per member, up to {} KiB) p50={:.1}ms p99={:.1}ms max={:.1}ms (target < 50 ms)",
+        args.scrapes,
+        size / 1024,
+        stats::ms(scrapes.percentile(0.5)),
+        stats::ms(scrapes.percentile(0.99)),
+        stats::ms(scrapes.max())
+    );
     let mut starts = Samples::default();
     for round in 1..=args.rounds {
         let leader = cluster
