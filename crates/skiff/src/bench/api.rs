@@ -66,10 +66,7 @@ fn object(i: usize) -> ConfigMap {
 }
 
 pub(super) fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    super::stats::proc_status_kib(pid, "VmRSS:").map(|kib| kib as f64 / 1024.0)
 }
 
 fn print_rss(cluster: &LocalCluster, when: &str) {
@@ -78,7 +75,7 @@ fn print_rss(cluster: &LocalCluster, when: &str) {
         .iter()
         .filter_map(|m| {
             let pid = m.child.as_ref()?.id();
-            Some(format!("{} {:.1} MiB", m.name, rss_mib(pid).unwrap_or(0.0)))
+            Some(format!("{} {}", m.name, super::stats::rss_text(pid)))
         })
         .collect();
     println!("rss {when}: {}", rss.join(", "));

@@ -112,11 +112,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if let Some(r) = rss {
             worst = worst.max(r);
         }
-        println!(
-            "idle RSS {}: {}",
-            m.name,
-            rss.map_or("unknown".into(), |r| format!("{r:.1} MiB"))
-        );
+        let pid = m.child.as_ref().map_or(0, |c| c.id());
+        println!("idle RSS {}: {}", m.name, super::stats::rss_text(pid));
     }
     println!("idle RSS max={worst:.1}MiB (target < 40 MiB)");
     let mut scrapes = Samples::default();

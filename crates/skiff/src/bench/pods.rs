@@ -119,16 +119,6 @@ impl Drop for Rig {
     }
 }
 
-fn rss_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(|| "?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
-}
-
 async fn start(rig: &mut Rig) -> anyhow::Result<kube::Client> {
     let exe = std::env::current_exe()?;
     let api_port = free_port()?;
@@ -419,7 +409,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("warm-up pod (builds {IMAGE} if absent)...");
     pods_round(&client, &rig, "warmup", 1).await?;
     delete_round(&client, &rig, "warmup").await?;
-    let idle_rss = rss_kib(agent_pid, "VmRSS:");
+    let idle_rss = super::stats::rss_text(agent_pid);
 
     let build = if cfg!(debug_assertions) {
         "debug"
@@ -438,8 +428,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (r, &count) in args.count.iter().enumerate() {
         let round = format!("r{r}");
         let pods = pods_round(&client, &rig, &round, count).await?;
-        let agent_rss = rss_kib(agent_pid, "VmRSS:");
-        let up_rss = rss_kib(up_pid, "VmRSS:");
+        let agent_rss = super::stats::rss_text(agent_pid);
+        let up_rss = super::stats::rss_text(up_pid);
         delete_round(&client, &rig, &round).await?;
         let floor = floor_round(&rig, count).await?;
         for (what, s) in [
@@ -458,10 +448,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         println!(
             "{:<6} agent RSS with {count} pods running: {} (idle {}; separate `skiff agent` process); control plane (`skiff up --no-agent`) {}",
-            count,
-            mib(agent_rss),
-            mib(idle_rss),
-            mib(up_rss)
+            count, agent_rss, idle_rss, up_rss
         );
         last_lines.push(format!(
             "pods N={count} skiff total={:.0}ms floor={:.0}ms ratio={:.2}",
