@@ -17,6 +17,8 @@ pub struct Agent {
     /// Its data directory: the node's identity (`tls/`) and pod volumes.
     pub data_dir: PathBuf,
     pub node_api_port: u16,
+    /// Where its plain-HTTP `/metrics` listens (127.0.0.1), if it serves them.
+    pub metrics_port: Option<u16>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -31,8 +33,19 @@ pub fn node_token_in(output: &str) -> Option<String> {
 }
 
 impl Agent {
-    /// Starts `skiff agent` for `node` against `server` (`https://host:port`) with `token`.
+    /// Starts `skiff agent` for `node` against `server` (`https://host:port`, or several
+    /// comma-separated) with `token`.
     pub fn start(server: &str, token: &str, node: &str) -> anyhow::Result<Agent> {
+        Self::start_with(server, token, node, false)
+    }
+
+    /// Like [`Agent::start`], serving its metrics on [`Agent::metrics_port`] when `metrics`.
+    pub fn start_with(
+        server: &str,
+        token: &str,
+        node: &str,
+        metrics: bool,
+    ) -> anyhow::Result<Agent> {
         let dir = tempfile::Builder::new()
             .prefix("skiff-agent-test-")
             .tempdir()?;
@@ -40,11 +53,30 @@ impl Agent {
             node: node.to_string(),
             data_dir: dir.path().join("data"),
             node_api_port: free_port(),
+            metrics_port: metrics.then(free_port),
             dir,
             child: None,
         };
         agent.spawn(server, token)?;
         Ok(agent)
+    }
+
+    /// The agent's metrics in the text format (`curl`), if it serves them.
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        let port = self
+            .metrics_port
+            .context("this agent was started without metrics (Agent::start_with)")?;
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{port}/metrics"))
+            .output()
+            .context("running curl")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "curl of the agent's metrics failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -66,7 +98,11 @@ impl Agent {
             .args(["agent", "--server", server, "--name", &self.node])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--node-ip", "127.0.0.1", "--metrics-listen", "off"])
+            .args(["--node-ip", "127.0.0.1", "--metrics-listen"])
+            .arg(match self.metrics_port {
+                Some(port) => format!("127.0.0.1:{port}"),
+                None => "off".to_string(),
+            })
             .arg("--node-api-listen")
             .arg(format!("127.0.0.1:{}", self.node_api_port))
             .env("SKIFF_NODE_TOKEN", token)

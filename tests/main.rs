@@ -8,6 +8,7 @@ mod t30_restart;
 mod t40_membership;
 mod t45_backup;
 mod t46_quorum;
+mod t47_agent_failover;
 mod t50_watch;
 mod t60_fencing;
 mod t70_kubectl;

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The API server, `https://<host>:6443`.
-    pub server: String,
+    /// The API servers, `https://<host>:6443` each: every control-plane member (or one address
+    /// in front of them all). Requests go to one until it fails, then to the next
+    /// (`shell::failover`); the node joins through the first that answers.
+    pub servers: Vec<String>,
     /// The node join token, `skiffnode1.<ca sha256>.<secret>`.
     pub token: String,
     /// The Node's name (a DNS subdomain); also names its containers and Docker network.
@@ -47,7 +49,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            server: "https://127.0.0.1:6443".into(),
+            servers: vec!["https://127.0.0.1:6443".into()],
             token: String::new(),
             node_name: String::new(),
             data_dir: PathBuf::from("/var/lib/skiff/agent"),
@@ -117,15 +119,25 @@ impl Config {
                 self.node_name
             ));
         }
-        if !self.server.starts_with("https://") {
-            problems.push(format!("server {:?} must be an https:// URL", self.server));
-        } else if self
-            .server
-            .parse::<http::Uri>()
-            .map(|u| u.host().is_none())
-            .unwrap_or(true)
-        {
-            problems.push(format!("server {:?} is not a valid URL", self.server));
+        if self.servers.is_empty() {
+            problems.push("no API server given: name at least one (https://<host>:6443)".into());
+        }
+        for server in &self.servers {
+            if !server.starts_with("https://") {
+                problems.push(format!("server {server:?} must be an https:// URL"));
+            } else if server
+                .parse::<http::Uri>()
+                .map(|u| u.host().is_none())
+                .unwrap_or(true)
+            {
+                problems.push(format!("server {server:?} is not a valid URL"));
+            }
+        }
+        let mut distinct = self.servers.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() != self.servers.len() {
+            problems.push("an API server is named twice; name each member once".into());
         }
         if let Err(e) = crate::shell::bootstrap::NodeToken::parse(&self.token) {
             problems.push(e.to_string());

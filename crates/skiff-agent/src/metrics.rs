@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,10 @@ pub struct Metrics {
     pub probe_total: IntCounterVec,
     pub restarts_total: IntCounterVec,
     pub node_status_updates: IntCounterVec,
+    /// 1 for the API server the agent's requests go to, 0 for the others it was given.
+    pub api_server_current: IntGaugeVec,
+    /// How often the agent moved to another API server.
+    pub api_server_switches: IntCounter,
 }
 
 impl Metrics {
@@ -115,6 +119,17 @@ impl Metrics {
             ),
             &["kind", "result"],
         )?;
+        let api_server_current = IntGaugeVec::new(
+            Opts::new(
+                "skiff_agent_api_server_current",
+                "1 for the API server the agent's requests go to, 0 for the other ones it was given",
+            ),
+            &["server"],
+        )?;
+        let api_server_switches = IntCounter::new(
+            "skiff_agent_api_server_switches_total",
+            "Times the agent moved to another API server after a failure, timeout or 503/504",
+        )?;
         registry.register(Box::new(running_pods.clone()))?;
         registry.register(Box::new(running_containers.clone()))?;
         registry.register(Box::new(pod_start_duration.clone()))?;
@@ -125,6 +140,8 @@ impl Metrics {
         registry.register(Box::new(probe_total.clone()))?;
         registry.register(Box::new(restarts_total.clone()))?;
         registry.register(Box::new(node_status_updates.clone()))?;
+        registry.register(Box::new(api_server_current.clone()))?;
+        registry.register(Box::new(api_server_switches.clone()))?;
         Ok(Metrics {
             registry,
             running_pods,
@@ -137,6 +154,8 @@ impl Metrics {
             probe_total,
             restarts_total,
             node_status_updates,
+            api_server_current,
+            api_server_switches,
         })
     }
 

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod failover;
 pub mod node;
 
 use std::collections::HashSet;
@@ -57,17 +58,21 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The address this host uses to reach the API server (no packet is sent).
-fn detect_node_ip(server: &str) -> Option<IpAddr> {
-    let (host, port) = bootstrap::host_port(server).ok()?;
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect((host.as_str(), port)).ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
+/// The address this host uses to reach the first API server it can route to (no packet is
+/// sent).
+fn detect_node_ip(servers: &[String]) -> Option<IpAddr> {
+    servers.iter().find_map(|server| {
+        let (host, port) = bootstrap::host_port(server).ok()?;
+        let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+        socket.connect((host.as_str(), port)).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    })
 }
 
-/// A kube-rs client with the node's certificate and the cluster CA as the only root.
-pub fn client(server: &str, identity: &bootstrap::Identity) -> Result<kube::Client> {
+/// A kube-rs client for one server with the node's certificate and the cluster CA as the only
+/// root; no retries of its own, a read timeout for silent connections.
+pub fn server_client(server: &str, identity: &bootstrap::Identity) -> Result<kube::Client> {
     use base64::Engine;
     let uri: http::Uri = server
         .parse()
@@ -83,7 +88,51 @@ pub fn client(server: &str, identity: &bootstrap::Identity) -> Result<kube::Clie
     .map_err(|e| Error::Client(e.to_string()))?;
     // The agent's loops retry on their own schedule; see ARCHITECTURE.md (client retries).
     config.default_retry = false;
+    // A paused or cut-off server never closes the connection: a read that hears nothing for
+    // longer than the API server's bookmark interval (twice over) ends the request or watch.
+    config.read_timeout = Some(failover::SILENCE_TIMEOUT);
+    config.reset_reader_on_write = true;
     kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
+}
+
+/// The agent's kube-rs client over every API server in `servers`, in that order: each request
+/// goes to the current server, and a failure there moves the next requests to the next one
+/// ([`failover`]).
+pub fn client(
+    servers: &[String],
+    identity: &bootstrap::Identity,
+    metrics: Option<&Metrics>,
+) -> Result<kube::Client> {
+    let servers = servers
+        .iter()
+        .map(|url| {
+            Ok(failover::Server {
+                url: url.clone(),
+                client: server_client(url, identity)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let failover = failover::Failover::new(servers, failover::REQUEST_TIMEOUT, metrics.cloned())
+        .map_err(|e| Error::Client(e.to_string()))?;
+    Ok(kube::Client::new(failover, "default"))
+}
+
+/// Registers the Node, trying again (through the next server, after a failure moved the
+/// rotation) up to twice per server.
+async fn register(nodes: &Api<Node>, facts: &node::Facts, servers: usize) -> Result<Node> {
+    let attempts = 2 * servers.max(1);
+    let mut attempt = 1;
+    loop {
+        match node::register(nodes, facts).await {
+            Ok(node) => return Ok(node),
+            Err(e) if attempt < attempts => {
+                tracing::warn!(error = %e, attempt, "registering the node failed; trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(Error::Register(e)),
+        }
+    }
 }
 
 /// Runs the agent until `shutdown` resolves. Containers keep running when it returns.
@@ -95,22 +144,22 @@ pub async fn run(
     config.validate().map_err(Error::Config)?;
     let node_ip = config
         .node_ip
-        .or_else(|| detect_node_ip(&config.server))
+        .or_else(|| detect_node_ip(&config.servers))
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "127.0.0.1".to_string());
     let identity = bootstrap::ensure(
         &config.data_dir,
-        &config.server,
+        &config.servers,
         &config.token,
         &config.node_name,
         std::slice::from_ref(&node_ip),
     )
     .await?;
-    let client = client(&config.server, &identity)?;
     let metrics = match &config.metrics_registry {
         Some(registry) => Metrics::register(registry)?,
         None => Metrics::new()?,
     };
+    let client = client(&config.servers, &identity, Some(&metrics))?;
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(
         DockerRuntime::connect(config.docker_socket.as_deref(), Some(metrics.clone())).await?,
     );
@@ -146,9 +195,7 @@ pub async fn run(
         &config.data_dir,
     );
     let nodes: Api<Node> = Api::all(client.clone());
-    let registered = node::register(&nodes, &facts)
-        .await
-        .map_err(Error::Register)?;
+    let registered = register(&nodes, &facts, config.servers.len()).await?;
     let pod_cidr = registered
         .spec
         .as_ref()
@@ -351,6 +398,7 @@ async fn heartbeat(
                 }
             }
         }
+        let mut renewed = true;
         if let Some(node) = &node_object {
             match node::renew_lease(&leases, node).await {
                 Ok(()) => metrics
@@ -358,17 +406,25 @@ async fn heartbeat(
                     .with_label_values(&["lease", "ok"])
                     .inc(),
                 Err(e) => {
+                    renewed = false;
                     metrics
                         .node_status_updates
                         .with_label_values(&["lease", "error"])
                         .inc();
-                    tracing::warn!(error = %e, "renewing the node lease failed");
+                    tracing::warn!(error = %e, "renewing the node lease failed; trying again shortly");
                 }
             }
         }
-        ticks += 1;
+        // A failed renewal is tried again soon (through another API server, if the failure
+        // moved the client on), not a whole period later: the Lease must not lapse.
+        let pause = if renewed {
+            ticks += 1;
+            node::LEASE_RENEW
+        } else {
+            node::LEASE_RETRY
+        };
         tokio::select! {
-            _ = tokio::time::sleep(node::LEASE_RENEW) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -9,9 +9,16 @@ use anyhow::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The API server, e.g. https://10.0.0.1:6443.
-    #[arg(long, env = "SKIFF_SERVER")]
-    server: String,
+    /// The API servers: every control-plane member, comma-separated or the flag repeated (e.g.
+    /// https://10.0.0.1:6443,https://10.0.0.2:6443), or one address in front of them all.
+    /// Requests go to one until it fails or stops answering, then to the next.
+    #[arg(
+        long = "server",
+        env = "SKIFF_SERVER",
+        value_delimiter = ',',
+        required = true
+    )]
+    servers: Vec<String>,
     /// The node join token (skiffnode1.<ca sha256>.<secret>), as `skiff server` prints it.
     #[arg(long, env = "SKIFF_NODE_TOKEN", hide_env_values = true)]
     token: String,
@@ -72,7 +79,12 @@ fn default_data_dir(name: &str) -> PathBuf {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let config = skiff_agent::Config {
-        server: args.server,
+        servers: args
+            .servers
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         token: args.token,
         data_dir: args
             .data_dir

@@ -184,7 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the node API on {node_api} (use --node-api-port)"))?;
         let config = skiff_agent::Config {
-            server: format!("https://{api}"),
+            servers: vec![format!("https://{api}")],
             token: member.node_token.clone(),
             node_name: name.clone(),
             data_dir: args.data_dir.join("agent"),

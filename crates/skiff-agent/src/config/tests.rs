@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn validation_reports_every_problem() {
     let config = Config {
-        server: "http://x".into(),
+        servers: vec!["http://x".into()],
         token: "nope".into(),
         node_name: "Bad_Name".into(),
         pod_cidr: Some("10.42.0.0/33".into()),
@@ -26,4 +26,36 @@ fn cidrs() {
     assert!(parse_cidr(&derived).is_some());
     assert_eq!(derived, derived_pod_cidr("node-a"));
     assert_ne!(derived, derived_pod_cidr("node-b"));
+}
+
+#[test]
+fn every_server_is_checked() {
+    let valid = Config {
+        servers: vec![
+            "https://10.0.0.1:6443".into(),
+            "https://10.0.0.2:6443".into(),
+        ],
+        token: format!("skiffnode1.{}.{}", "ab".repeat(32), "0123456789abcdef"),
+        node_name: "node-1".into(),
+        ..Config::default()
+    };
+    assert_eq!(valid.validate(), Ok(()));
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec![], "no API server given"),
+        (
+            vec!["https://a:6443", "http://b:6443"],
+            "\"http://b:6443\" must be an https:// URL",
+        ),
+        (vec!["https://a:6443", "https://"], "is not a valid URL"),
+        (vec!["https://a:6443", "https://a:6443"], "named twice"),
+    ];
+    for (servers, problem) in cases {
+        let config = Config {
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            ..valid.clone()
+        };
+        let problems = config.validate().expect_err("invalid");
+        assert_eq!(problems.len(), 1, "{servers:?}: {problems:?}");
+        assert!(problems[0].contains(problem), "{servers:?}: {problems:?}");
+    }
 }

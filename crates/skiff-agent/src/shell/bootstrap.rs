@@ -357,11 +357,13 @@ pub fn issued_by_token_ca(identity: &Identity, token: &NodeToken) -> bool {
         .unwrap_or(false)
 }
 
-/// The stored identity if the token pins its CA, else a new one obtained from the server with
-/// the join token (replacing the stored one only once the join succeeded).
+/// The stored identity if the token pins its CA, else a new one obtained with the join token
+/// through the first of `servers` that completes the join (replacing the stored one only once
+/// the join succeeded). Joining again through another server is safe: the join only signs the
+/// node's CSR and writes nothing, so a join whose answer was lost leaves nothing behind.
 pub async fn ensure(
     data_dir: &Path,
-    server: &str,
+    servers: &[String],
     token: &str,
     node_name: &str,
     addresses: &[String],
@@ -378,9 +380,41 @@ pub async fn ensure(
              running containers are kept and reconciled with the pods it has"
         );
     }
-    let ca_pem = fetch_ca(server, &parsed).await?;
     let (csr_pem, key_pem) = csr(node_name, addresses)?;
-    let response = join(server, token, &ca_pem, node_name, &csr_pem).await?;
+    let mut last = Error::Url("no API server given".into());
+    for server in servers {
+        match join_through(server, token, &parsed, node_name, &csr_pem).await {
+            Ok((certificate_pem, ca_pem)) => {
+                let identity = Identity {
+                    key_pem,
+                    cert_pem: certificate_pem,
+                    ca_pem,
+                };
+                store(data_dir, &identity)?;
+                return Ok(identity);
+            }
+            Err(e) => {
+                if servers.len() > 1 {
+                    tracing::warn!(%server, error = %e, "joining through this API server failed; trying the next");
+                }
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// One join through `server`: the CA it presents (checked against the token), the signed
+/// certificate, and the CA it returns (checked again). Returns (certificate, CA).
+async fn join_through(
+    server: &str,
+    token: &str,
+    parsed: &NodeToken,
+    node_name: &str,
+    csr_pem: &str,
+) -> Result<(String, String)> {
+    let ca_pem = fetch_ca(server, parsed).await?;
+    let response = join(server, token, &ca_pem, node_name, csr_pem).await?;
     // The CA the server returns must be the one the token pins.
     if !response.ca_pem.trim().is_empty() {
         let returned = crate::node_api::tls::certificates(&response.ca_pem)
@@ -391,17 +425,11 @@ pub async fn ensure(
         {
             return Err(Error::CaMismatch {
                 addr: server.to_string(),
-                expected: parsed.ca_sha256,
+                expected: parsed.ca_sha256.clone(),
             });
         }
     }
-    let identity = Identity {
-        key_pem,
-        cert_pem: response.certificate_pem,
-        ca_pem,
-    };
-    store(data_dir, &identity)?;
-    Ok(identity)
+    Ok((response.certificate_pem, ca_pem))
 }
 
 #[cfg(test)]

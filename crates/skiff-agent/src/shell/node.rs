@@ -19,6 +19,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 pub const LEASE_DURATION_SECONDS: i32 = 40;
 pub const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// How soon a failed renewal is tried again.
+pub const LEASE_RETRY: Duration = Duration::from_secs(2);
 pub const KUBELET_VERSION: &str = "v1.33.0-skiff";
 
 /// What the node measures about itself.

@@ -15,3 +15,4 @@ mod t40_probes;
 mod t50_volumes;
 mod t60_resilience;
 mod t70_bootstrap;
+mod t75_failover;

@@ -1,6 +1,7 @@
 //! Node bootstrap against a stand-in join endpoint speaking the contract: the CA is learned
 //! over an unauthenticated handshake and trusted only when its hash matches the token; the CSR
-//! carries `system:node:<name>`; the identity is stored (key 0600) and reused.
+//! carries `system:node:<name>`; the identity is stored (key 0600) and reused. Given several
+//! servers, the node joins through the first that completes the join.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -89,7 +90,8 @@ async fn t70_bootstrap_pins_the_ca_and_keeps_the_identity() -> Result<()> {
 
     // A token naming another CA: refused before anything is sent.
     let wrong = format!("skiffnode1.{}.{secret}", "ab".repeat(32));
-    let err = bootstrap::ensure(dir.path(), &server, &wrong, "n1", &["127.0.0.1".into()])
+    let servers = std::slice::from_ref(&server);
+    let err = bootstrap::ensure(dir.path(), servers, &wrong, "n1", &["127.0.0.1".into()])
         .await
         .err();
     assert!(
@@ -102,7 +104,7 @@ async fn t70_bootstrap_pins_the_ca_and_keeps_the_identity() -> Result<()> {
     let bad_secret = format!("skiffnode1.{hash}.{}", "f".repeat(32));
     let err = bootstrap::ensure(
         dir.path(),
-        &server,
+        servers,
         &bad_secret,
         "n1",
         &["127.0.0.1".into()],
@@ -115,8 +117,19 @@ async fn t70_bootstrap_pins_the_ca_and_keeps_the_identity() -> Result<()> {
     );
 
     let token = format!("skiffnode1.{hash}.{secret}");
-    let identity =
-        bootstrap::ensure(dir.path(), &server, &token, "n1", &["127.0.0.1".into()]).await?;
+    // The first server is down (a closed port): the join goes through the second.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        format!("https://{}", l.local_addr()?)
+    };
+    let identity = bootstrap::ensure(
+        dir.path(),
+        &[closed.clone(), server.clone()],
+        &token,
+        "n1",
+        &["127.0.0.1".into()],
+    )
+    .await?;
     let cert = skiff_agent::node_api::tls::certificates(&identity.cert_pem)?;
     assert_eq!(
         skiff_agent::node_api::tls::common_name(cert[0].as_ref()).as_deref(),
@@ -128,10 +141,11 @@ async fn t70_bootstrap_pins_the_ca_and_keeps_the_identity() -> Result<()> {
         & 0o777;
     assert_eq!(key_mode, 0o600);
     // A kube client builds from it (the CA as the only root, the node certificate as identity).
-    skiff_agent::shell::client(&server, &identity)?;
+    skiff_agent::shell::client(&[closed, server.clone()], &identity, None)?;
 
     // Restarting reuses the stored identity, even with the server gone.
-    let again = bootstrap::ensure(dir.path(), "https://127.0.0.1:1", &token, "n1", &[]).await?;
+    let gone = ["https://127.0.0.1:1".to_string()];
+    let again = bootstrap::ensure(dir.path(), &gone, &token, "n1", &[]).await?;
     assert_eq!(again.cert_pem, identity.cert_pem);
     Ok(())
 }

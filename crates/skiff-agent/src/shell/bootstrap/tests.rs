@@ -69,15 +69,27 @@ async fn ensure_reuses_the_identity_of_the_same_ca_and_keeps_it_when_a_new_join_
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         format!("https://{}", l.local_addr().expect("addr"))
     };
-    let same = ensure(dir.path(), &server, &token_for(&old_hash), "n1", &[])
-        .await
-        .expect("the stored identity, without contacting the server");
+    let same = ensure(
+        dir.path(),
+        std::slice::from_ref(&server),
+        &token_for(&old_hash),
+        "n1",
+        &[],
+    )
+    .await
+    .expect("the stored identity, without contacting the server");
     assert_eq!(same.ca_pem, old_pem);
 
     let (_, new_hash) = ca();
-    let err = ensure(dir.path(), &server, &token_for(&new_hash), "n1", &[])
-        .await
-        .expect_err("a token of another CA joins again, and the server is unreachable");
+    let err = ensure(
+        dir.path(),
+        std::slice::from_ref(&server),
+        &token_for(&new_hash),
+        "n1",
+        &[],
+    )
+    .await
+    .expect_err("a token of another CA joins again, and the server is unreachable");
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     let kept = load(dir.path()).expect("load").expect("still stored");
     assert_eq!(
