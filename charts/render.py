@@ -9,7 +9,7 @@ Debian nor PyPI); `helm template` renders the same output where it exists.
 Supported: {{ }} with {{- -}} trimming; comments {{/* */}}; if / else if / else, range (lists,
 maps, `$k, $v :=`), with, define / include / template; variables ($, $x := ...); pipelines;
 functions: include, toYaml, nindent, indent, quote, squote, default, required, printf, print,
-int, add, sub, mul, div, eq, ne, lt, le, gt, ge, and, or, not, empty, len, list, dict, b64enc,
+int, until, add, sub, mul, div, eq, ne, lt, le, gt, ge, and, or, not, empty, len, list, dict, b64enc,
 trunc, trimSuffix, trimPrefix, replace, lower, upper, contains, hasKey, toString. Unknown functions and missing templates are errors (exit status 1), never guesses.
 Output: the manifests as one YAML stream, each document checked to parse.
 """
@@ -340,6 +340,9 @@ class Renderer:
             return len(args[0] or [])
         if fn == "list":
             return list(args)
+        if fn == "until":
+            need(1)
+            return list(range(int(args[0])))
         if fn == "dict":
             return {str_of(args[i]): args[i + 1] for i in range(0, len(args) - 1, 2)}
         if fn == "hasKey":

@@ -15,11 +15,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ printf "%s:%s" .Values.image.repository .Values.image.tag }}
 {{- end -}}
 
-{{/* The API address agents and proxies use: the first member unless tls.apiServer says. */}}
-{{- define "skiff.apiServer" -}}
+
+{{/* Every member's API address, comma-separated, for agents (they fail over between them),
+     or tls.apiServer when one address stands in front of all members. */}}
+{{- define "skiff.apiServers" -}}
 {{- if .Values.tls.apiServer -}}
 {{ .Values.tls.apiServer }}
 {{- else -}}
-{{ printf "https://%s-0.%s-peers.%s.svc:%d" (include "skiff.fullname" .) (include "skiff.fullname" .) .Release.Namespace (int .Values.server.apiPort) }}
+{{- $root := . -}}
+{{- range $i := until (int .Values.server.replicas) -}}
+{{- if $i }},{{ end -}}
+{{ printf "https://%s-%d.%s-peers.%s.svc:%d" (include "skiff.fullname" $root) $i (include "skiff.fullname" $root) $root.Release.Namespace (int $root.Values.server.apiPort) }}
+{{- end -}}
 {{- end -}}
 {{- end -}}
