@@ -355,13 +355,26 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     // Any member may answer (a list is a linearizable read); one that is overloaded or still
     // catching up must not fail the run after an hour of work.
     let asked = std::sync::atomic::AtomicUsize::new(0);
-    let list = retry("listing the final state", || async {
-        let i = asked.fetch_add(1, Ordering::Relaxed) % n;
-        Ok(cm_api(i).list(&ListParams::default()).await?)
+    // In pages: an hour's run leaves a few hundred thousand objects, which one response would
+    // take longer than a client timeout to build (and its work starves the member's heartbeats).
+    // The continue tokens keep every page at the first page's revision.
+    let items = retry("listing the final state", || async {
+        let api = cm_api(asked.fetch_add(1, Ordering::Relaxed) % n);
+        let mut items = Vec::new();
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await?;
+            items.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        Ok(items)
     })
     .await?;
     let mut final_set = Vec::new();
-    for cm in &list.items {
+    for cm in &items {
         let name = cm.metadata.name.clone().unwrap_or_default();
         if workload::ours(&name) {
             history.final_rv = history

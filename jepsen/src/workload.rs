@@ -406,20 +406,21 @@ fn record(log: &mut WatchLog, last: &mut u64, kind: EventKind, cm: &ConfigMap) {
     log.entries.push(WatchEntry::Event(e));
 }
 
-/// Collects every event of the workload's objects from `from_rv` through `until_rv`.
+/// Collects every event of the workload's objects from `from_rv` through `until_rv`; gives up
+/// when `limit` passes without a new event (an hour's history takes minutes to replay).
 pub async fn reference(
     api: &Api<ConfigMap>,
     from_rv: u64,
     until_rv: u64,
     limit: Duration,
 ) -> anyhow::Result<Vec<Event>> {
-    let deadline = Instant::now() + limit;
+    let mut deadline = Instant::now() + limit;
     let mut events: Vec<Event> = Vec::new();
     let mut last = from_rv;
     while last < until_rv {
         if Instant::now() > deadline {
             anyhow::bail!(
-                "the reference watch reached only rv {last} of {until_rv} within {limit:?}"
+                "the reference watch reached only rv {last} of {until_rv}, and nothing came for {limit:?}"
             );
         }
         let wp = WatchParams::default().timeout(30);
@@ -453,6 +454,7 @@ pub async fn reference(
                 last = e.rv;
                 events.push(e);
             }
+            deadline = Instant::now() + limit;
         }
     }
     Ok(events)
