@@ -228,6 +228,31 @@ pub fn is_terminal(pod: &Pod, observed: &[ObservedContainer]) -> bool {
     })
 }
 
+/// The images of the pod's containers that no running container of the pod was created from,
+/// once each, in spec order (init containers first): only these need asking the engine about.
+/// An image a running container uses is present (the engine keeps it while it is used).
+pub fn images_to_inspect(pod: &Pod, observed: &[ObservedContainer]) -> Vec<String> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let mut images: Vec<String> = Vec::new();
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
+        let image = c.image.clone().unwrap_or_default();
+        let in_use = observed
+            .iter()
+            .any(|o| o.state.is_running() && o.identity.kind != Kind::Sandbox && o.image == image);
+        if !in_use && !images.contains(&image) {
+            images.push(image);
+        }
+    }
+    images
+}
+
 /// Decides how to start `container` given its image: `Ok(pull)` to start, `Err(waiting)` not to.
 fn image_decision(input: &Input<'_>, container: &Container) -> Result<bool, Waiting> {
     let image = container.image.clone().unwrap_or_default();

@@ -56,10 +56,18 @@ impl PodManager {
         }
     }
 
-    /// Wakes the worker of `uid` (a container of it changed state).
+    /// Wakes the worker of `uid`: it syncs.
     pub fn wake(&self, uid: &str) {
         if let Some(worker) = self.workers.get(uid) {
             worker.send(Event::Wake);
+        }
+    }
+
+    /// A container of `uid` changed (the engine recorded it `at`): its worker syncs unless its
+    /// last observation already shows the change.
+    pub fn container_changed(&self, uid: &str, at: Option<k8s_openapi::jiff::Timestamp>) {
+        if let Some(worker) = self.workers.get(uid) {
+            worker.send(Event::ContainerChanged { at });
         }
     }
 

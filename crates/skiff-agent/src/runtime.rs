@@ -201,6 +201,8 @@ pub struct Event {
     pub container_id: String,
     pub pod_uid: Option<String>,
     pub action: String,
+    /// When the engine recorded it (after the change it reports), if it says.
+    pub at: Option<Timestamp>,
 }
 
 /// What the agent needs from a container engine.

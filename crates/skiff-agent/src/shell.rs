@@ -444,7 +444,7 @@ async fn watch_pods(
     let mut known: HashSet<String> = HashSet::new();
     let mut listing: HashSet<String> = HashSet::new();
     let mut synced = false;
-    let (wake_tx, mut wake_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (wake_tx, mut wake_rx) = tokio::sync::mpsc::unbounded_channel::<(String, _)>();
     let events_node = node_name.clone();
     let events = tokio::spawn(async move {
         loop {
@@ -453,7 +453,7 @@ async fn watch_pods(
                 match event {
                     Ok(event) => {
                         if let Some(uid) = event.pod_uid
-                            && wake_tx.send(uid).is_err()
+                            && wake_tx.send((uid, event.at)).is_err()
                         {
                             return;
                         }
@@ -470,7 +470,7 @@ async fn watch_pods(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(uid) = wake_rx.recv() => manager.wake(&uid),
+            Some((uid, at)) = wake_rx.recv() => manager.container_changed(&uid, at),
             _ = gc.tick(), if synced => {
                 if let Err(e) = manager.collect_orphans(&known).await {
                     tracing::warn!(error = %e, "orphan collection failed");

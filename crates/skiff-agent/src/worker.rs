@@ -136,6 +136,9 @@ pub(crate) struct Worker {
     /// Whether the last sync left something to retry soon (back-off, failure).
     retry_soon: bool,
     last_sync: Instant,
+    /// When the observation the last sync acted on began (container events older than this
+    /// are in it already).
+    observed_at: Option<Timestamp>,
     /// When each (reason, message) event was last emitted.
     events: HashMap<(String, String), Instant>,
 }
@@ -160,6 +163,7 @@ impl Worker {
             start_recorded: false,
             retry_soon: false,
             last_sync: Instant::now(),
+            observed_at: None,
             events: HashMap::new(),
         }
     }
@@ -204,11 +208,13 @@ impl Worker {
             command = tokio::select! {
                 event = events.recv() => {
                     let event = event.unwrap_or(Event::Shutdown);
-                    let (next, mut cmd) = state::step(&self.state, &mut self.pod, event);
+                    let (next, mut cmd) =
+                        state::step(&self.state, &mut self.pod, event, self.observed_at);
                     self.state = next;
                     // Coalesce whatever else is queued.
                     while let Ok(event) = events.try_recv() {
-                        let (next, more) = state::step(&self.state, &mut self.pod, event);
+                        let (next, more) =
+                            state::step(&self.state, &mut self.pod, event, self.observed_at);
                         self.state = next;
                         if more == Command::Exit || cmd == Command::Nothing {
                             cmd = more;
@@ -249,10 +255,12 @@ impl Worker {
         wake
     }
 
-    async fn observe(&self) -> Option<Vec<ObservedContainer>> {
+    /// Lists the pod's containers; on success, remembers when the listing began.
+    async fn observe(&mut self) -> Option<Vec<ObservedContainer>> {
         let uid = self.uid();
         let node = self.deps.settings.node_name.clone();
-        match self
+        let began = Timestamp::now();
+        let observed = match self
             .deps
             .runtime
             .list_containers(&[
@@ -266,7 +274,11 @@ impl Worker {
                 tracing::warn!(pod = %pod::display(&self.pod), error = %e, "listing containers failed");
                 None
             }
+        };
+        if observed.is_some() {
+            self.observed_at = Some(began);
         }
+        observed
     }
 
     /// Fetches what the pod references and lays out its volumes.
@@ -340,20 +352,17 @@ impl Worker {
         Ok((sources.objects, volumes::sources_of(&plans)))
     }
 
-    async fn image_presence(&self) -> HashMap<String, bool> {
-        let mut images = HashMap::new();
-        let Some(spec) = self.pod.spec.as_ref() else {
-            return images;
-        };
-        for c in spec
-            .containers
+    /// Whether each image the pod's containers use is present: asked of the engine only for
+    /// images no running container of the pod uses ([`plan::images_to_inspect`]).
+    async fn image_presence(&self, observed: &[ObservedContainer]) -> HashMap<String, bool> {
+        let mut images: HashMap<String, bool> = self
+            .pod
+            .spec
             .iter()
-            .chain(spec.init_containers.iter().flatten())
-        {
-            let image = c.image.clone().unwrap_or_default();
-            if images.contains_key(&image) {
-                continue;
-            }
+            .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+            .map(|c| (c.image.clone().unwrap_or_default(), true))
+            .collect();
+        for image in plan::images_to_inspect(&self.pod, observed) {
             let present = self
                 .deps
                 .runtime
@@ -386,7 +395,7 @@ impl Worker {
                 (Objects::default(), HashMap::new(), Some(e))
             }
         };
-        let images = self.image_presence().await;
+        let images = self.image_presence(&observed).await;
         let mut any_failed = false;
         let mut waiting = BTreeMap::new();
         let mut finished = false;

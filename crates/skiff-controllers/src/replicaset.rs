@@ -3,7 +3,8 @@
 //! Kubernetes' order; report status.
 //!
 //! Invariants: only active pods (not terminal, not being deleted) count towards the replicas;
-//! at most `BURST` pods are created or deleted per pass; the pods deleted first are the least
+//! at most `BURST` pods are created or deleted per pass, creations in concurrent batches of 1, 2,
+//! 4, ... ([`slow_start_batches`]) that stop at the first failing batch; the pods deleted first are the least
 //! valuable (unscheduled < pending < not ready < low deletion cost < doubled up on a node <
 //! recently ready < restarted more < newer), as kube-controller-manager ranks them.
 
@@ -25,6 +26,26 @@ use crate::workload::{
 
 /// Most pods created or deleted in one pass (kube's `burstReplicas`).
 pub const BURST: usize = 500;
+
+/// The first batch of a slow start (kube's `SlowStartInitialBatchSize`).
+pub const SLOW_START_INITIAL_BATCH: usize = 1;
+
+/// kube's `slowStartBatch`: the sizes of the concurrent batches `total` creations go out in,
+/// starting at `initial` and doubling, the last one what is left. A create that fails for every
+/// pod (quota, admission, a fenced-out leader) then costs one request, not `total`; one that
+/// succeeds reaches `total` in about log2(total) round trips instead of `total`.
+pub fn slow_start_batches(total: usize, initial: usize) -> Vec<usize> {
+    let mut batches = Vec::new();
+    let mut left = total;
+    let mut size = initial.max(1);
+    while left > 0 {
+        let batch = size.min(left);
+        batches.push(batch);
+        left -= batch;
+        size = size.saturating_mul(2);
+    }
+    batches
+}
 
 /// One write the shell performs.
 #[derive(Debug, Clone, PartialEq)]

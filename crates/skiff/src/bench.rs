@@ -17,6 +17,7 @@ mod scheduler;
 mod startup;
 mod stats;
 mod store;
+mod timeline;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

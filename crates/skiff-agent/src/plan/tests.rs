@@ -616,3 +616,61 @@ fn a_created_but_never_started_container_is_replaced() {
     assert_eq!(removes(&plan), vec!["container-main-0".to_string()]);
     assert_eq!(starts(&plan), vec![("main".into(), Kind::App, 1)]);
 }
+
+#[test]
+fn only_images_no_running_container_uses_are_inspected() {
+    let two = pod(json!({
+        "initContainers": [{"name": "setup", "image": "init:1"}],
+        "containers": [
+            {"name": "main", "image": "img:1"},
+            {"name": "side", "image": "img:1"},
+            {"name": "other", "image": "img:2"},
+        ],
+    }));
+    let c = |kind, name, state, image| C {
+        kind,
+        name,
+        attempt: 0,
+        sandbox: "sb",
+        state,
+        image,
+    };
+    let cases: Vec<(Vec<C>, Vec<&str>)> = vec![
+        (vec![], vec!["init:1", "img:1", "img:2"]),
+        // The sandbox's image says nothing about the pod's images.
+        (
+            vec![c(Kind::Sandbox, "POD", running(0), "img:1")],
+            vec!["init:1", "img:1", "img:2"],
+        ),
+        (
+            vec![
+                c(Kind::Sandbox, "POD", running(0), "pause"),
+                c(Kind::Init, "setup", exited(0, 2), "init:1"),
+                c(Kind::App, "main", running(3), "img:1"),
+            ],
+            vec!["init:1", "img:2"],
+        ),
+        // An exited container proves nothing: its image may be gone.
+        (
+            vec![c(Kind::App, "other", exited(1, 5), "img:2")],
+            vec!["init:1", "img:1", "img:2"],
+        ),
+        (
+            vec![
+                c(Kind::App, "side", running(3), "img:1"),
+                c(Kind::App, "other", running(3), "img:2"),
+                c(Kind::Init, "setup", running(1), "init:1"),
+            ],
+            vec![],
+        ),
+    ];
+    for (list, want) in cases {
+        let got = images_to_inspect(&two, &observed(&list));
+        assert_eq!(
+            got,
+            want,
+            "observed {:?}",
+            list.iter().map(|c| c.name).collect::<Vec<_>>()
+        );
+    }
+}

@@ -774,6 +774,9 @@ impl ContainerRuntime for DockerRuntime {
                     container_id: actor.id.unwrap_or_default(),
                     pod_uid: attributes.get(crate::labels::POD_UID).cloned(),
                     action: message.action.unwrap_or_default(),
+                    at: message
+                        .time_nano
+                        .and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok()),
                 }
             })
             .boxed()

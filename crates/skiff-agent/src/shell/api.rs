@@ -4,6 +4,11 @@
 //! Statuses are strategic-merge patches of the `status` subresource carrying only the fields
 //! this agent owns; conditions merge by `type`, so conditions other writers own (scheduler,
 //! disruption controller) are never clobbered.
+//!
+//! Pod events go through one queue written by one task, one event at a time (client-go's
+//! broadcaster does the same): a burst of pod starts, three events each, then never puts dozens
+//! of event writes in flight ahead of the status writes that make the pods Running. When the
+//! queue is full, new events are dropped.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +23,7 @@ use k8s_openapi::api::core::v1::{
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::pod;
 use crate::volumes::TokenRequest;
@@ -132,16 +138,39 @@ impl ObjectSource for ApiObjects {
     }
 }
 
+/// Events waiting to be written; beyond this many, new ones are dropped.
+const EVENT_QUEUE: usize = 1000;
+
 pub struct ApiStatus {
     client: kube::Client,
     node_name: String,
+    events: mpsc::Sender<k8s_openapi::api::core::v1::Event>,
 }
 
 impl ApiStatus {
+    /// Must be called within a Tokio runtime: it starts the task that writes the events (it
+    /// ends when this is dropped).
     pub fn new(client: kube::Client, node_name: &str) -> ApiStatus {
+        let (events, queue) = mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(write_events(client.clone(), queue));
         ApiStatus {
             client,
             node_name: node_name.to_string(),
+            events,
+        }
+    }
+}
+
+/// Writes queued events in order, one at a time, until every sender is gone.
+async fn write_events(
+    client: kube::Client,
+    mut queue: mpsc::Receiver<k8s_openapi::api::core::v1::Event>,
+) {
+    while let Some(event) = queue.recv().await {
+        let namespace = event.metadata.namespace.clone().unwrap_or_default();
+        let api = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), &namespace);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::debug!(error = %e, "recording an event failed");
         }
     }
 }
@@ -233,15 +262,9 @@ impl StatusSink for ApiStatus {
             message,
             k8s_openapi::jiff::Timestamp::now(),
         );
-        let api = Api::<k8s_openapi::api::core::v1::Event>::namespaced(
-            self.client.clone(),
-            pod::namespace(pod),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = api.create(&PostParams::default(), &event).await {
-                tracing::debug!(error = %e, "recording an event failed");
-            }
-        });
+        if let Err(e) = self.events.try_send(event) {
+            tracing::debug!(error = %e, reason, "dropping a pod event: the event queue is full");
+        }
     }
 
     async fn pod_finished(&self, pod: &Pod) -> Result<(), String> {

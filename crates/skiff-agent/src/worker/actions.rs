@@ -96,21 +96,6 @@ async fn create_sandbox(worker: &mut Worker, attempt: u32) -> bool {
     }
     let settings = worker.deps.settings.clone();
     let runtime = worker.deps.runtime.clone();
-    if settings.sandbox_image == images::SANDBOX_IMAGE
-        && !runtime
-            .image_present(images::SANDBOX_IMAGE)
-            .await
-            .unwrap_or(true)
-        && let Err(e) = images::ensure(
-            runtime.as_ref(),
-            &[images::LocalImage::Sandbox],
-            images::BUSYBOX_PATH,
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "building the sandbox image failed");
-        return false;
-    }
     let spec = container_config::sandbox_spec(
         &worker.pod,
         attempt,
@@ -119,7 +104,25 @@ async fn create_sandbox(worker: &mut Worker, attempt: u32) -> bool {
         &settings.node,
         pod::grace_seconds(&worker.pod),
     );
-    match create_and_start(runtime.as_ref(), &spec).await {
+    let mut created = create_and_start(runtime.as_ref(), &spec).await;
+    // The agent builds its sandbox image at start; it is built again only when a create finds
+    // it gone (asking before every sandbox would cost each pod an image inspection).
+    if matches!(created, Err(runtime::Error::NotFound(_)))
+        && settings.sandbox_image == images::SANDBOX_IMAGE
+    {
+        if let Err(e) = images::ensure(
+            runtime.as_ref(),
+            &[images::LocalImage::Sandbox],
+            images::BUSYBOX_PATH,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "building the sandbox image failed");
+            return false;
+        }
+        created = create_and_start(runtime.as_ref(), &spec).await;
+    }
+    match created {
         Ok(_) => {
             // The sandbox's veth is on the bridge once it has started: let the pod reach
             // itself through its Service before any of its containers runs.

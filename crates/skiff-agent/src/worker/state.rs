@@ -1,7 +1,13 @@
 //! The pod worker's lifecycle as an explicit state machine: which pod version it holds and
 //! whether it syncs, tears down or has finished, driven by a closed set of events.
+//!
+//! A container event the engine recorded before the worker's last observation began is already
+//! in that observation (Docker records an event after the change it reports, and the observation
+//! inspects each container): it causes no sync. The worker's own creates and starts would
+//! otherwise sync every new pod once more for nothing. The periodic resync stays the safety net.
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -9,8 +15,10 @@ pub enum Event {
     Update(Box<Pod>),
     /// The pod is no longer in the API (deleted, possibly while the agent was down).
     Gone,
-    /// Something may have changed (a container event, a timer): sync again.
+    /// Something may have changed (a timer, a test): sync again.
     Wake,
+    /// A container of the pod changed; `at` is when the engine recorded it, if it says.
+    ContainerChanged { at: Option<Timestamp> },
     /// The agent stops: leave containers as they are (a restarted agent re-adopts them).
     Shutdown,
 }
@@ -32,8 +40,14 @@ pub enum Command {
     Nothing,
 }
 
-/// One transition. `pod` is the worker's current pod, replaced on updates.
-pub fn step(state: &State, pod: &mut Pod, event: Event) -> (State, Command) {
+/// One transition. `pod` is the worker's current pod, replaced on updates; `observed_at` is when
+/// the observation the worker last acted on began (`None` before the first).
+pub fn step(
+    state: &State,
+    pod: &mut Pod,
+    event: Event,
+    observed_at: Option<Timestamp>,
+) -> (State, Command) {
     match (state, event) {
         (State::Finished, _) => (State::Finished, Command::Exit),
         (_, Event::Shutdown) => (State::Finished, Command::Exit),
@@ -53,6 +67,15 @@ pub fn step(state: &State, pod: &mut Pod, event: Event) -> (State, Command) {
         }
         (_, Event::Gone) => (State::Terminating { gone: true }, Command::Sync),
         (s, Event::Wake) => (s.clone(), Command::Sync),
+        (s, Event::ContainerChanged { at }) => {
+            let seen = matches!((at, observed_at), (Some(at), Some(observed)) if at < observed);
+            let command = if seen {
+                Command::Nothing
+            } else {
+                Command::Sync
+            };
+            (s.clone(), command)
+        }
     }
 }
 

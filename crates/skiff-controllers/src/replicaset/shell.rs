@@ -1,5 +1,9 @@
 //! The ReplicaSet controller's shell: plan each ReplicaSet whose expectations are met, create and
 //! delete pods, adopt and release them, write status, record events.
+//!
+//! A plan's pod creations go out concurrently in slow-start batches (each create with its
+//! `SuccessfulCreate` event); a failed batch stops the rest, and the pods created so far are
+//! still expected before the next plan, so none is created twice.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::{Change, plan};
+use super::{Change, SLOW_START_INITIAL_BATCH, plan, slow_start_batches};
 use crate::events::{Record, reference};
 use crate::informers::Informers;
 use crate::shell::{Context, Result, namespaces_of, run_loop, sooner, write};
@@ -100,6 +104,39 @@ pub async fn delete_pod(ctx: &Context, namespace: &str, name: &str, uid: &str) -
     Ok(())
 }
 
+/// Creates `pods` in slow-start batches, each batch concurrently; stops after the first batch
+/// with a failure. Returns the names created, and that failure.
+async fn create_pods(
+    ctx: &Context,
+    owner: &k8s_openapi::api::core::v1::ObjectReference,
+    pods: Vec<Pod>,
+) -> (Vec<String>, Option<crate::shell::Error>) {
+    let mut created = Vec::new();
+    let mut pods = pods.into_iter();
+    for size in slow_start_batches(pods.len(), SLOW_START_INITIAL_BATCH) {
+        let batch: Vec<Pod> = pods.by_ref().take(size).collect();
+        let results =
+            futures::future::join_all(batch.iter().map(|pod| create_pod(ctx, owner, pod))).await;
+        let mut failure = None;
+        for result in results {
+            match result {
+                Ok(Some(name)) => created.push(name),
+                Ok(None) => {}
+                Err(e) => {
+                    // A fence refusal outranks any other failure: the loop must stop.
+                    if failure.is_none() || matches!(e, crate::shell::Error::FencedOut) {
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        if failure.is_some() {
+            return (created, failure);
+        }
+    }
+    (created, None)
+}
+
 async fn apply(ctx: &Context, rs: &ReplicaSet, changes: Vec<Change>) -> Result<()> {
     let namespace = rs.metadata.namespace.clone().unwrap_or_default();
     let name = rs.metadata.name.clone().unwrap_or_default();
@@ -108,13 +145,26 @@ async fn apply(ctx: &Context, rs: &ReplicaSet, changes: Vec<Change>) -> Result<(
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
     let object = reference("apps/v1", "ReplicaSet", &rs.metadata);
     let (mut created, mut deleted) = (Vec::new(), Vec::new());
+    let mut to_create = Vec::new();
+    let mut rest = Vec::new();
     for change in changes {
         match change {
-            Change::CreatePod(pod) => {
-                if let Some(pod_name) = create_pod(ctx, &object, &pod).await? {
-                    created.push(pod_name);
-                }
-            }
+            Change::CreatePod(pod) => to_create.push(*pod),
+            other => rest.push(other),
+        }
+    }
+    if !to_create.is_empty() {
+        let (names, failure) = create_pods(ctx, &object, to_create).await;
+        created = names;
+        if let Some(e) = failure {
+            // What was created is expected before the next plan, failure or not.
+            ctx.expectations.expect(&uid, created, Vec::new());
+            return Err(e);
+        }
+    }
+    for change in rest {
+        match change {
+            Change::CreatePod(_) => {}
             Change::DeletePod {
                 name: pod_name,
                 uid: pod_uid,

@@ -178,3 +178,24 @@ fn status_with_min_ready_seconds() {
     );
     assert_eq!(plan.requeue_after_seconds, Some(51));
 }
+
+#[test]
+fn creations_go_out_in_doubling_batches() {
+    let cases: &[(usize, usize, &[usize])] = &[
+        (0, 1, &[]),
+        (1, 1, &[1]),
+        (2, 1, &[1, 1]),
+        (3, 1, &[1, 2]),
+        (20, 1, &[1, 2, 4, 8, 5]),
+        (50, 1, &[1, 2, 4, 8, 16, 19]),
+        (500, 1, &[1, 2, 4, 8, 16, 32, 64, 128, 245]),
+        (10, 4, &[4, 6]),
+        // A zero initial batch would never progress: it counts as one.
+        (3, 0, &[1, 2]),
+    ];
+    for (total, initial, want) in cases {
+        let got = slow_start_batches(*total, *initial);
+        assert_eq!(got, want.to_vec(), "total {total}, initial {initial}");
+        assert_eq!(got.iter().sum::<usize>(), *total);
+    }
+}

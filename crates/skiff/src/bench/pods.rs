@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
@@ -24,6 +24,9 @@ use kube::runtime::watcher;
 
 use super::local::free_port;
 use super::stats::{Samples, ms};
+use super::timeline::{self, Milestone};
+
+mod ops;
 
 /// The image every pod and floor container runs (built locally by the agent).
 const IMAGE: &str = "skiff-test/busybox:1";
@@ -40,6 +43,8 @@ struct Rig {
     dir: tempfile::TempDir,
     node: String,
     floor_label: String,
+    /// The agent's plain-HTTP metrics listener.
+    agent_metrics: String,
     up: Option<Child>,
     agent: Option<Child>,
 }
@@ -163,6 +168,7 @@ async fn start(rig: &mut Rig) -> anyhow::Result<kube::Client> {
             ])
             .args(["--name", &rig.node, "--node-ip", "127.0.0.1"])
             .args(["--node-api-listen", &format!("127.0.0.1:{}", free_port()?)])
+            .args(["--metrics-listen", &rig.agent_metrics])
             .arg("--data-dir")
             .arg(rig.dir.path().join("agent"))
             .env("SKIFF_NODE_TOKEN", token)
@@ -214,15 +220,24 @@ fn bench_pod(name: &str, node: &str, round: &str) -> anyhow::Result<Pod> {
     }))?)
 }
 
-/// One round of `count` pods: per-pod create-to-Running latencies and the round's total.
+/// What one round measured.
+struct Round {
+    /// Create-to-Running per pod, and the round's total.
+    samples: Samples,
+    /// Where the time went between the create requests and Running (see `timeline`).
+    phases: Vec<(String, Samples)>,
+}
+
+/// One round of `count` pods: per-pod create-to-Running latencies, the round's total, and
+/// the phases in between from the node's Docker events.
 async fn pods_round(
     client: &kube::Client,
     rig: &Rig,
     round: &str,
     count: usize,
-) -> anyhow::Result<Samples> {
+) -> anyhow::Result<Round> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let running: Arc<Mutex<HashMap<String, (Instant, SystemTime)>>> = Arc::default();
     // The watch is established (initial list done) before the first create.
     let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
     let watch = {
@@ -246,7 +261,7 @@ async fn pods_round(
                             p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
                         if is_running && let Ok(mut r) = running.lock() {
                             r.entry(p.metadata.name.unwrap_or_default())
-                                .or_insert_with(Instant::now);
+                                .or_insert_with(|| (Instant::now(), SystemTime::now()));
                         }
                     }
                     _ => {}
@@ -260,22 +275,24 @@ async fn pods_round(
         .context("the pod watch did not sync")??;
 
     let started = Instant::now();
-    let created: Vec<(String, Instant)> = futures::future::join_all((0..count).map(|i| {
-        let pods = pods.clone();
-        let name = format!("{round}-{i:03}");
-        let node = rig.node.clone();
-        let round = round.to_string();
-        async move {
-            let t = Instant::now();
-            pods.create(&PostParams::default(), &bench_pod(&name, &node, &round)?)
-                .await
-                .with_context(|| format!("creating pod {name}"))?;
-            anyhow::Ok((name, t))
-        }
-    }))
-    .await
-    .into_iter()
-    .collect::<anyhow::Result<_>>()?;
+    let started_wall = SystemTime::now();
+    let created: Vec<(String, Instant, SystemTime)> =
+        futures::future::join_all((0..count).map(|i| {
+            let pods = pods.clone();
+            let name = format!("{round}-{i:03}");
+            let node = rig.node.clone();
+            let round = round.to_string();
+            async move {
+                let (t, wall) = (Instant::now(), SystemTime::now());
+                pods.create(&PostParams::default(), &bench_pod(&name, &node, &round)?)
+                    .await
+                    .with_context(|| format!("creating pod {name}"))?;
+                anyhow::Ok((name, t, wall))
+            }
+        }))
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
     let deadline = Instant::now() + Duration::from_secs(120 + 4 * count as u64);
     loop {
         let done = running.lock().map(|r| r.len()).unwrap_or(0);
@@ -295,17 +312,32 @@ async fn pods_round(
         .map_err(|_| anyhow::anyhow!("poisoned"))?
         .clone();
     let mut samples = Samples::default();
-    for (name, t) in created {
-        if let Some(at) = running.get(&name) {
-            samples.latencies.push(at.saturating_duration_since(t));
+    for (name, t, _) in &created {
+        if let Some((at, _)) = running.get(name) {
+            samples.latencies.push(at.saturating_duration_since(*t));
         }
     }
     samples.elapsed = running
         .values()
+        .map(|(at, _)| *at)
         .max()
         .map(|at| at.saturating_duration_since(started))
         .unwrap_or_default();
-    Ok(samples)
+    let events = timeline::docker_events(&rig.node, started_wall).await;
+    let mut milestones = vec![Milestone::new(
+        "create request",
+        created.into_iter().map(|(n, _, wall)| (n, wall)).collect(),
+    )];
+    milestones.extend(timeline::container_milestones(&events));
+    milestones.push(Milestone::new(
+        "Running seen",
+        running
+            .into_iter()
+            .map(|(n, (_, wall))| (n, wall))
+            .collect(),
+    ));
+    let phases = timeline::phases(&milestones);
+    Ok(Round { samples, phases })
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -351,19 +383,24 @@ async fn delete_round(client: &kube::Client, rig: &Rig, round: &str) -> anyhow::
 
 /// `docker run -d` of `count` containers at once: per-command latencies and the total.
 async fn floor_round(rig: &Rig, count: usize) -> anyhow::Result<Samples> {
+    docker_run_floor(&rig.floor_label, count).await
+}
+
+/// `docker run -d` of `count` containers of the bench image at once, labelled `label` and
+/// removed afterwards (also when one fails): per-command latencies and the total. The floor the
+/// pod benches compare against.
+pub(super) async fn docker_run_floor(label: &str, count: usize) -> anyhow::Result<Samples> {
+    let samples = docker_run_parallel(label, count).await;
+    remove_labelled(label, false);
+    samples
+}
+
+async fn docker_run_parallel(label: &str, count: usize) -> anyhow::Result<Samples> {
     let started = Instant::now();
     let runs = futures::future::join_all((0..count).map(|_| async {
         let t = Instant::now();
         let out = tokio::process::Command::new("docker")
-            .args([
-                "run",
-                "-d",
-                "--label",
-                &rig.floor_label,
-                IMAGE,
-                "sleep",
-                "3600",
-            ])
+            .args(["run", "-d", "--label", label, IMAGE, "sleep", "3600"])
             .stdin(Stdio::null())
             .output()
             .await?;
@@ -377,7 +414,6 @@ async fn floor_round(rig: &Rig, count: usize) -> anyhow::Result<Samples> {
     .await;
     let elapsed = started.elapsed();
     let latencies = runs.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    remove_labelled(&rig.floor_label, false);
     Ok(Samples {
         latencies,
         errors: 0,
@@ -397,6 +433,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .tempdir()?,
         node: format!("bench-pods-{pid}"),
         floor_label: format!("io.skiff.bench=floor-{pid}"),
+        agent_metrics: format!("127.0.0.1:{}", free_port()?),
         up: None,
         agent: None,
     };
@@ -427,9 +464,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut last_lines = Vec::new();
     for (r, &count) in args.count.iter().enumerate() {
         let round = format!("r{r}");
-        let pods = pods_round(&client, &rig, &round, count).await?;
+        let ops_before = ops::parse(&ops::scrape(&rig.agent_metrics).await);
+        let cpu_before = (ops::cpu_seconds(agent_pid), ops::cpu_seconds(up_pid));
+        let Round {
+            samples: pods,
+            phases,
+        } = pods_round(&client, &rig, &round, count).await?;
         let agent_rss = super::stats::rss_text(agent_pid);
         let up_rss = super::stats::rss_text(up_pid);
+        let cpu_after = (ops::cpu_seconds(agent_pid), ops::cpu_seconds(up_pid));
+        let calls = ops::difference(
+            &ops_before,
+            &ops::parse(&ops::scrape(&rig.agent_metrics).await),
+        );
         delete_round(&client, &rig, &round).await?;
         let floor = floor_round(&rig, count).await?;
         for (what, s) in [
@@ -446,6 +493,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 ms(s.elapsed)
             );
         }
+        for (what, s) in &phases {
+            println!(
+                "{:<6} {:<34} {:>5} {:>9.0} {:>9.0} {:>10}",
+                count,
+                format!("  {what}"),
+                s.latencies.len(),
+                ms(s.percentile(0.5)),
+                ms(s.percentile(0.99)),
+                "-"
+            );
+        }
+        let cpu = |before: Option<f64>, after: Option<f64>| match (before, after) {
+            (Some(b), Some(a)) => format!("{:.1} s", a - b),
+            _ => "unknown".to_string(),
+        };
+        println!(
+            "{:<6} CPU during the round (creates to all Running, plus about 1 s): agent {}, control plane {}",
+            count,
+            cpu(cpu_before.0, cpu_after.0),
+            cpu(cpu_before.1, cpu_after.1)
+        );
+        println!(
+            "{:<6} agent Docker calls and worker passes per pod (mean ms): {}",
+            count,
+            calls
+                .iter()
+                .map(|(op, (n, seconds))| format!(
+                    "{op} {:.1} ({:.0})",
+                    n / count as f64,
+                    seconds * 1000.0 / n.max(1.0)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!(
             "{:<6} agent RSS with {count} pods running: {} (idle {}; separate `skiff agent` process); control plane (`skiff up --no-agent`) {}",
             count, agent_rss, idle_rss, up_rss

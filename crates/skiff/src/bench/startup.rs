@@ -1,26 +1,32 @@
 //! `skiff bench startup`: time from applying a Deployment of N busybox replicas to all N pods
 //! Running and Ready on an all-in-one `skiff up` (control plane and agent on this machine's
-//! Docker), and, with `--compare-swarm`, the same N replicas as a Docker Swarm service on the
-//! same engine (from `docker service create` to N/N running tasks).
+//! Docker), with where that time went (each pod seen created, bound, its containers' Docker
+//! events, Running and Ready seen; see `timeline`) and the machine's floor in the same run (N
+//! `docker run -d` in parallel); with `--compare-swarm`, the same N replicas as a Docker Swarm
+//! service on the same engine (from `docker service create` to N/N running tasks).
 //!
 //! The image is the agent's local busybox test image (no registry). Everything is removed
 //! afterwards, also on failure: the `skiff up` process is killed and its node's containers and
 //! networks removed; the Swarm service is removed and, if this bench initialised Swarm, the
 //! engine leaves it again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 
 use super::local::free_port;
+use super::stats::{Samples, ms};
+use super::timeline::{self, Milestone};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -192,34 +198,102 @@ fn running_and_ready(p: &Pod) -> bool {
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Apply → all Running and Ready, then delete and wait until the node has no containers of it.
+/// When each pod of a run was first seen, first seen bound, and first seen Running and Ready.
+#[derive(Default)]
+struct Sightings {
+    created: HashMap<String, SystemTime>,
+    bound: HashMap<String, SystemTime>,
+    ready: HashMap<String, SystemTime>,
+}
+
+impl Sightings {
+    fn saw(&mut self, pod: &Pod) {
+        let now = SystemTime::now();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        self.created.entry(name.clone()).or_insert(now);
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty())
+        {
+            self.bound.entry(name.clone()).or_insert(now);
+        }
+        if running_and_ready(pod) {
+            self.ready.entry(name).or_insert(now);
+        }
+    }
+}
+
+/// One Skiff run: apply to all Running and Ready, and the phases in between.
+struct Run {
+    elapsed: Duration,
+    phases: Vec<(String, Samples)>,
+}
+
+/// Apply → all Running and Ready (seen on a watch), then delete and wait until the node has no
+/// containers of it.
 async fn skiff_run(
     client: &Client,
     node: &str,
     replicas: usize,
     timeout: Duration,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Run> {
     let name = format!("startup-{replicas}");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let selector = format!("app={name}");
+    let mut stream =
+        watcher::watcher(pods.clone(), watcher::Config::default().labels(&selector)).boxed();
+    // The watch is established (initial list done) before the apply.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(watcher::Event::InitDone))) => break,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => bail!("the pod watch did not sync"),
+        }
+    }
+    let mut sightings = Sightings::default();
+    let applied = SystemTime::now();
     let started = Instant::now();
     deployments
         .create(&PostParams::default(), &deployment(&name, replicas)?)
         .await?;
+    let deadline = tokio::time::Instant::from_std(started + timeout);
     let result = loop {
-        let list = pods.list(&ListParams::default().labels(&selector)).await?;
-        let ready = list.items.iter().filter(|p| running_and_ready(p)).count();
-        if ready >= replicas {
+        if sightings.ready.len() >= replicas {
             break Ok(started.elapsed());
         }
-        if started.elapsed() > timeout {
-            break Err(anyhow::anyhow!(
-                "{ready} of {replicas} pods Running after {timeout:?}"
-            ));
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)))) => {
+                sightings.saw(&p)
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => eprintln!("warning: pod watch: {e}"),
+            Ok(None) => break Err(anyhow::anyhow!("the pod watch ended")),
+            Err(_) => {
+                break Err(anyhow::anyhow!(
+                    "{} of {replicas} pods Running and Ready after {timeout:?}",
+                    sightings.ready.len()
+                ));
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    drop(stream);
+    let events = timeline::docker_events(node, applied).await;
+    let applied_for_each: HashMap<String, SystemTime> = sightings
+        .created
+        .keys()
+        .map(|pod| (pod.clone(), applied))
+        .collect();
+    let mut milestones = vec![
+        Milestone::new("apply", applied_for_each),
+        Milestone::new("pod seen", sightings.created),
+        Milestone::new("bound seen", sightings.bound),
+    ];
+    milestones.extend(timeline::container_milestones(&events));
+    milestones.push(Milestone::new("Running+Ready seen", sightings.ready));
+    let phases = timeline::phases(&milestones);
     let _ = deployments.delete(&name, &DeleteParams::background()).await;
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -245,7 +319,7 @@ async fn skiff_run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    result
+    result.map(|elapsed| Run { elapsed, phases })
 }
 
 /// Swarm, initialised here if the engine was not part of one (then left again on drop); the
@@ -376,12 +450,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (up, client) = start_up().await?;
     let mut skiff = BTreeMap::new();
     for &n in &args.replicas {
-        let t = skiff_run(&client, &up.node, n, timeout).await?;
+        let run = skiff_run(&client, &up.node, n, timeout).await?;
         println!(
             "skiff  replicas={n:<4} apply->all Running {:.2}s",
-            t.as_secs_f64()
+            run.elapsed.as_secs_f64()
         );
-        skiff.insert(n, t);
+        for (what, s) in &run.phases {
+            println!(
+                "         {what:<44} pods {:>4}  p50 {:>6.0} ms  p99 {:>6.0} ms",
+                s.latencies.len(),
+                ms(s.percentile(0.5)),
+                ms(s.percentile(0.99))
+            );
+        }
+        let floor_label = format!("io.skiff.bench=startup-floor-{}", std::process::id());
+        let floor = super::pods::docker_run_floor(&floor_label, n).await?;
+        println!(
+            "floor  replicas={n:<4} docker run -d in parallel {:.2}s (skiff/floor {:.2})",
+            floor.elapsed.as_secs_f64(),
+            run.elapsed.as_secs_f64() / floor.elapsed.as_secs_f64().max(1e-9)
+        );
+        skiff.insert(n, run.elapsed);
     }
     drop(up);
     if args.compare_swarm {
