@@ -159,6 +159,21 @@ impl Cluster {
         }
     }
 
+    /// Sends a signal (`"STOP"`, `"CONT"`, ...) to member `i`'s process.
+    pub fn signal(&self, i: usize, sig: &str) -> anyhow::Result<()> {
+        let pid = self.members[i]
+            .child
+            .as_ref()
+            .map(|c| c.id())
+            .ok_or_else(|| anyhow::anyhow!("{} is not running", self.members[i].name))?;
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{sig} {pid} failed");
+        Ok(())
+    }
+
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         self.spawn(i, &[])
     }

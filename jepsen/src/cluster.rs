@@ -40,6 +40,8 @@ pub struct Cluster {
 pub struct Status {
     pub leader: Option<usize>,
     pub voters: usize,
+    /// A membership change is half done (the configuration is a joint one).
+    pub changing: bool,
 }
 
 impl Cluster {
@@ -89,7 +91,7 @@ impl Cluster {
             let via = c.members[0].peer.clone();
             c.spawn(i, &["--join".into(), via, "--token".into(), token.clone()])?;
             let want = i + 1;
-            c.wait_status(Duration::from_secs(90), |s| s.voters == want)
+            c.wait_status(Duration::from_secs(90), |s| s.voters == want && !s.changing)
                 .await
                 .with_context(|| format!("waiting for {want} voters"))?;
         }
@@ -352,6 +354,7 @@ impl Cluster {
                 return Some(Status {
                     leader,
                     voters: r.members.iter().filter(|x| x.voter).count(),
+                    changing: r.changing,
                 });
             }
         }

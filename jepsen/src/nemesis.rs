@@ -310,22 +310,7 @@ pub fn damage_wal(db: &std::path::Path, damage: Damage) -> std::io::Result<Strin
             ))
         }
         Damage::Torn { bytes } => {
-            // RocksDB's log is made of 32 KiB blocks; a record (7-byte header: CRC32, length,
-            // type) never crosses one, and fewer than 7 bytes left in a block are padding.
-            const BLOCK: u64 = 32 * 1024;
-            let room = BLOCK - len % BLOCK;
-            let mut tail = Vec::new();
-            if room >= 7 {
-                let body = bytes.min(room - 7);
-                let claimed =
-                    u16::try_from((body + 1 + body / 2).min(BLOCK - 7)).unwrap_or(u16::MAX);
-                tail.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
-                tail.extend_from_slice(&claimed.to_le_bytes());
-                tail.push(1); // a full record
-                tail.extend((0..body).map(|i| (i * 31 % 251) as u8));
-            } else {
-                tail.extend(std::iter::repeat_n(0u8, room.min(3) as usize));
-            }
+            let tail = torn_tail(len, bytes);
             use std::io::Write;
             std::fs::OpenOptions::new()
                 .append(true)
@@ -349,6 +334,33 @@ pub fn damage_wal(db: &std::path::Path, damage: Damage) -> std::io::Result<Strin
             ))
         }
     }
+}
+
+/// The bytes a crash in the middle of appending one record leaves after a `len`-byte segment:
+/// a header and fewer payload bytes than it promises, about `bytes` long.
+///
+/// RocksDB's log is made of 32 KiB blocks. The writer never lets a fragment cross a block, so a
+/// header never promises more than is left of its block, and fewer than 7 bytes left are zero
+/// padding. A torn record therefore ends before the block does: one that filled the block
+/// exactly would be a complete record, and one whose header claimed past the block could only
+/// come from damage (RocksDB rightly calls that "bad record length").
+pub fn torn_tail(len: u64, bytes: u64) -> Vec<u8> {
+    const BLOCK: u64 = 32 * 1024;
+    const HEADER: u64 = 7;
+    let room = BLOCK - len % BLOCK;
+    let mut tail = Vec::new();
+    if room > HEADER {
+        let body = bytes.min(room - HEADER - 1);
+        let claimed = (body + 1 + body / 2).min(room - HEADER);
+        tail.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        tail.extend_from_slice(&u16::try_from(claimed).unwrap_or(u16::MAX).to_le_bytes());
+        tail.push(1); // a full record
+        tail.extend((0..body).map(|i| (i * 31 % 251) as u8));
+    } else {
+        // Part of the zero padding, or of a header (never all of it).
+        tail.extend(std::iter::repeat_n(0u8, (room - 1).min(3) as usize));
+    }
+    tail
 }
 
 /// How long a fault holds and the quiet time between faults.
@@ -429,6 +441,28 @@ mod tests {
         );
         let empty = tempfile::tempdir().unwrap();
         assert!(damage_wal(empty.path(), Damage::Truncate { bytes: 1 }).is_err());
+    }
+
+    #[test]
+    fn a_torn_tail_never_reaches_the_end_of_its_block() {
+        const BLOCK: u64 = 32 * 1024;
+        for room in 1..=64u64 {
+            for bytes in [0, 1, 6, 9, 10, 40, 100] {
+                let len = 3 * BLOCK - room;
+                let tail = torn_tail(len, bytes);
+                let tail_len = tail.len() as u64;
+                assert!(tail_len < room, "room {room} bytes {bytes}: {tail_len}");
+                if room > 7 {
+                    let claimed = u64::from(u16::from_le_bytes([tail[4], tail[5]]));
+                    let body = tail_len - 7;
+                    assert!(claimed > body, "room {room} bytes {bytes}");
+                    assert!(claimed <= room - 7, "room {room} bytes {bytes}");
+                }
+            }
+        }
+        // The case a CI run hit: 16 bytes left in the block.
+        let tail = torn_tail(2_981_872, 9);
+        assert_eq!(tail.len(), 15);
     }
 
     #[test]

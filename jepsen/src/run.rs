@@ -301,6 +301,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                 history.disk.extend(outcome.disk_anomalies);
             }
             Err(e) => {
+                // The faults stop here, but what was recorded is still checked.
+                log(&format!("applying a fault failed: {e:#}"), start);
+                history.nemesis.push(NemesisEvent {
+                    at: rec.now(),
+                    what: format!("failed: {e:#}"),
+                });
                 nemesis_err = Some(e);
                 break;
             }
@@ -316,9 +322,6 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         let _ = t.await;
     }
     cluster.heal_all()?;
-    if let Some(e) = nemesis_err {
-        return Err(e.context("applying a fault"));
-    }
     cluster
         .wait_status(Duration::from_secs(120), |s| s.leader.is_some())
         .await
@@ -434,6 +437,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             excerpt: String::new(),
         });
     }
+    if let Some(e) = nemesis_err {
+        // The cluster refused or never finished what a fault asked of it (a membership change,
+        // a restart): a liveness failure, reported with the safety checks rather than instead
+        // of them.
+        report.anomalies.push(Anomaly {
+            checker: "liveness",
+            summary: format!("applying a fault failed, so the faults stopped early: {e:#}"),
+            excerpt: String::new(),
+        });
+    }
     report.out_dir = out_dir.clone();
     report.text.push_str(&format!(
         "\nresult: {}\nhistory: {}\n",
@@ -465,7 +478,7 @@ async fn replace(cluster: &mut Cluster, m: usize, hold: Duration) -> anyhow::Res
     tokio::time::sleep(hold).await;
     cluster.join_fresh(m)?;
     cluster
-        .wait_status(Duration::from_secs(120), |s| s.voters == n)
+        .wait_status(Duration::from_secs(120), |s| s.voters == n && !s.changing)
         .await
         .with_context(|| format!("waiting for m{} to join again as a voter", m + 1))?;
     Ok(())

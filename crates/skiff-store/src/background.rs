@@ -196,6 +196,7 @@ async fn promotion(store: Store) {
         let store = s.clone();
         async move {
             if store.is_leader() {
+                store.finish_joint_change().await;
                 store.promote_caught_up_learners().await;
             }
         }

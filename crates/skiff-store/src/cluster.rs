@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use openraft::ChangeMembers;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 
 use crate::error::{Error, Result};
 use crate::pb::raft::admin_client::AdminClient;
@@ -112,9 +112,10 @@ impl Store {
                     return Err(Error::NoLeader);
                 }
                 Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    let text = e.to_string();
-                    if Instant::now() >= deadline || !text.contains("in progress") {
-                        return Err(Error::Membership(text));
+                    // Another change whose log entry is not committed yet: wait for it.
+                    let in_progress = matches!(e, ChangeMembershipError::InProgress(_));
+                    if Instant::now() >= deadline || !in_progress {
+                        return Err(Error::Membership(e.to_string()));
                     }
                 }
                 Err(RaftError::Fatal(_)) => return Err(Error::Shutdown),
@@ -245,6 +246,44 @@ impl Store {
             .await?;
         tracing::info!(member = id, name, addr, "member address updated");
         Ok(())
+    }
+
+    /// True while the configuration is a joint one: a membership change is half done.
+    pub fn configuration_changing(&self) -> bool {
+        let m = self.inner.raft.metrics().borrow().clone();
+        m.membership_config.membership().get_joint_config().len() > 1
+    }
+
+    /// On the leader: finishes a membership change left half done.
+    ///
+    /// openraft changes membership in two steps (a joint configuration, then the new one), and
+    /// a leader that loses its leadership or crashes between them leaves the cluster in the
+    /// joint configuration: every later commit then needs a majority of both the old and the
+    /// new voters. Moving to the joint configuration's last half is what the second step would
+    /// have done; while the joint entry is not committed yet this is refused as "in progress"
+    /// and tried again on the next tick.
+    pub(crate) async fn finish_joint_change(&self) {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let joint = membership.get_joint_config();
+        if joint.len() < 2 {
+            return;
+        }
+        let Some(goal) = joint.last().cloned() else {
+            return;
+        };
+        match self
+            .inner
+            .raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(goal.clone()), false)
+            .await
+        {
+            Ok(_) => tracing::info!(voters = ?goal, "finished a half-done membership change"),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(_),
+            ))) => {}
+            Err(e) => tracing::warn!(voters = ?goal, "finishing a membership change failed: {e}"),
+        }
     }
 
     /// On the leader: promotes learners that have caught up.

@@ -320,6 +320,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Command::Members => admin.members(MembersRequest {}).await.map(|r| {
                 let r = r.into_inner();
                 print_members(&r.members, r.leader_id, r.term);
+                if r.changing {
+                    println!(
+                        "a membership change is in progress (old and new voters both decide until it finishes)"
+                    );
+                }
             }),
             Command::Remove { name } => admin
                 .remove_member(RemoveMemberRequest { name: name.clone() })

@@ -160,6 +160,7 @@ impl Admin for AdminService {
             leader_id: status.leader.unwrap_or(0),
             term: status.term,
             cluster_id: status.cluster_id,
+            changing: self.store.configuration_changing(),
         }))
     }
 
