@@ -209,7 +209,7 @@ async fn kubectl_keeps_working_through_kills_restarts_and_a_pause() -> anyhow::R
     let mut order = vec![0usize, 1, 2];
     let r = rand::random::<u32>() as usize;
     order.rotate_left(r % 3);
-    if r % 2 == 0 {
+    if r.is_multiple_of(2) {
         order.swap(1, 2);
     }
     for &i in &order {

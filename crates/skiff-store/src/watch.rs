@@ -227,27 +227,35 @@ async fn run(
         request.start_revision
     };
     if start_revision <= registered_at {
-        let replay = {
+        // The replay streams: revisions are sent as they are read, so the first arrives at once
+        // however long the history is, and memory stays bounded by the queue, not the history.
+        let (batch_tx, mut batches) = mpsc::channel::<(u64, Vec<Event>)>(REPLAY_QUEUE);
+        let reader = {
             let db = db.clone();
             let request = request.clone();
             tokio::task::spawn_blocking(move || {
-                replay(&db, &request, start_revision, registered_at)
+                replay(
+                    &db,
+                    &request,
+                    start_revision,
+                    registered_at,
+                    |rev, events| batch_tx.blocking_send((rev, events)).is_ok(),
+                )
             })
-            .await
         };
-        match replay {
-            Ok(Ok(batches)) => {
-                for (rev, events) in batches {
-                    let resp = WatchResponse {
-                        revision: rev,
-                        events: strip(events, request.prev_kv),
-                        progress: false,
-                    };
-                    if out.send(Ok(resp)).await.is_err() {
-                        return;
-                    }
-                }
+        while let Some((rev, events)) = batches.recv().await {
+            let resp = WatchResponse {
+                revision: rev,
+                events: strip(events, request.prev_kv),
+                progress: false,
+            };
+            if out.send(Ok(resp)).await.is_err() {
+                // Dropping `batches` stops the reader at its next revision.
+                return;
             }
+        }
+        match reader.await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let _ = out.send(Err(e)).await;
                 return;
@@ -379,9 +387,19 @@ fn strip(mut events: Vec<Event>, prev_kv: bool) -> Vec<Event> {
     events
 }
 
-/// History in `[from, to]` for the request's range, grouped by revision, read from one
-/// consistent view. Fails with `Compacted` if `from` is before the compaction point.
-fn replay(db: &Db, request: &Request, from: u64, to: u64) -> Result<Vec<(u64, Vec<Event>)>, Error> {
+/// Revisions a replay reads ahead of what the watcher has taken.
+const REPLAY_QUEUE: usize = 64;
+
+/// History in `[from, to]` for the request's range, one revision at a time and in order, read
+/// from one consistent view and handed to `emit` as it is read; `emit` returning false stops the
+/// reading. Fails with `Compacted` if `from` is before the compaction point.
+fn replay(
+    db: &Db,
+    request: &Request,
+    from: u64,
+    to: u64,
+    mut emit: impl FnMut(u64, Vec<Event>) -> bool,
+) -> Result<(), Error> {
     let view = View::snapshot(db);
     let counters = view.counters().map_err(|e| Error::Storage(e.to_string()))?;
     if from < counters.compact_revision {
@@ -397,22 +415,30 @@ fn replay(db: &Db, request: &Request, from: u64, to: u64) -> Result<Vec<(u64, Ve
             .get(&request.start)
             .map_err(|e| Error::Storage(e.to_string()))?;
         if current.is_some_and(|record| record.mod_revision < from) {
-            return Ok(Vec::new());
+            return Ok(());
         }
     }
-    let mut batches: Vec<(u64, Vec<Event>)> = Vec::new();
+    let mut pending: Option<(u64, Vec<Event>)> = None;
+    let mut open = true;
     view.history_in_range(
         from,
         to,
         |key| request.end.contains(&request.start, key),
         |rev, event| {
-            match batches.last_mut() {
+            match &mut pending {
                 Some((r, events)) if *r == rev => events.push(event),
-                _ => batches.push((rev, vec![event])),
+                _ => {
+                    if let Some((r, events)) = pending.replace((rev, vec![event])) {
+                        open = emit(r, events);
+                    }
+                }
             }
-            Ok(true)
+            Ok(open)
         },
     )
     .map_err(|e| Error::Storage(e.to_string()))?;
-    Ok(batches)
+    if open && let Some((r, events)) = pending {
+        emit(r, events);
+    }
+    Ok(())
 }

@@ -257,43 +257,6 @@ pub fn force_new_cluster(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: u64, voter: bool, up: bool) -> Row {
-        Row {
-            member: MemberInfo {
-                id,
-                voter,
-                ..Default::default()
-            },
-            status: if up {
-                Ok(StatusResponse {
-                    leader_id: 1,
-                    ..Default::default()
-                })
-            } else {
-                Err("down".into())
-            },
-        }
-    }
-
-    #[test]
-    fn summary_says_how_close_quorum_is() {
-        let all = [row(1, true, true), row(2, true, true), row(3, true, true)];
-        assert_eq!(summarize(&all), "3/3 voters healthy: healthy");
-        let one_down = [row(1, true, true), row(2, true, false), row(3, true, true)];
-        assert!(summarize(&one_down).contains("one more loss loses quorum"));
-        let lost = [row(1, true, true), row(2, true, false), row(3, true, false)];
-        assert!(summarize(&lost).contains("QUORUM LOST"));
-        assert!(summarize(&lost).contains("--force-new-cluster"));
-        // Learners do not count.
-        let learner = [row(1, true, true), row(2, false, false)];
-        assert_eq!(summarize(&learner), "1/1 voters healthy: healthy");
-    }
-}
-
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Status => {
@@ -357,4 +320,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     bail!("no member answered: {}", last_err.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, voter: bool, up: bool) -> Row {
+        Row {
+            member: MemberInfo {
+                id,
+                voter,
+                ..Default::default()
+            },
+            status: if up {
+                Ok(StatusResponse {
+                    leader_id: 1,
+                    ..Default::default()
+                })
+            } else {
+                Err("down".into())
+            },
+        }
+    }
+
+    #[test]
+    fn summary_says_how_close_quorum_is() {
+        let all = [row(1, true, true), row(2, true, true), row(3, true, true)];
+        assert_eq!(summarize(&all), "3/3 voters healthy: healthy");
+        let one_down = [row(1, true, true), row(2, true, false), row(3, true, true)];
+        assert!(summarize(&one_down).contains("one more loss loses quorum"));
+        let lost = [row(1, true, true), row(2, true, false), row(3, true, false)];
+        assert!(summarize(&lost).contains("QUORUM LOST"));
+        assert!(summarize(&lost).contains("--force-new-cluster"));
+        // Learners do not count.
+        let learner = [row(1, true, true), row(2, false, false)];
+        assert_eq!(summarize(&learner), "1/1 voters healthy: healthy");
+    }
 }

@@ -251,3 +251,38 @@ async fn a_watch_on_one_key_replays_only_that_keys_changes() {
     assert_eq!(next(&mut from_older).await, (24, vec!["/a/1".to_string()]));
     assert_eq!(next(&mut absent).await, (24, vec!["/a/3".to_string()]));
 }
+
+#[tokio::test]
+async fn a_replay_hands_out_one_revision_at_a_time_and_stops_when_told() {
+    let mut f = Fixture::new(64);
+    for i in 0..200 {
+        f.put(&[&format!("/a/{}", i % 7), &format!("/b/{i}")]);
+    }
+    let request = Request {
+        start: b"/a/".to_vec(),
+        end: prefix("/a/"),
+        start_revision: 10,
+        prev_kv: false,
+        progress_interval: None,
+    };
+    let mut seen = Vec::new();
+    replay(&f.db, &request, 10, 200, |rev, events| {
+        assert_eq!(events.len(), 1, "only the /a/ key of revision {rev}");
+        seen.push(rev);
+        seen.len() < 5
+    })
+    .expect("replay");
+    assert_eq!(
+        seen,
+        vec![10, 11, 12, 13, 14],
+        "in order, and nothing after the stop"
+    );
+    // Read to the end, the last revision is there too.
+    let mut all = Vec::new();
+    replay(&f.db, &request, 10, 200, |rev, _| {
+        all.push(rev);
+        true
+    })
+    .expect("replay");
+    assert_eq!(all, (10..=200).collect::<Vec<_>>());
+}
