@@ -16,5 +16,6 @@ mod t71_api_cluster;
 mod t72_clients;
 mod t80_pods;
 mod t81_workloads;
+mod t82_gc;
 mod t90_network;
 mod t95_observability;

@@ -84,6 +84,9 @@ fn graph_node(meta: &ObjectMeta, resource: &ApiResource) -> Node {
     }
 }
 
+/// Objects per page when the collector lists a kind.
+const GC_PAGE: u32 = 500;
+
 async fn pass(ctx: &Context) -> Result<()> {
     let all = resources(&ctx.client).await?;
     let mut nodes = Vec::new();
@@ -92,17 +95,26 @@ async fn pass(ctx: &Context) -> Result<()> {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), resource);
         // Metadata only (PartialObjectMetadataList): the graph needs nothing else, and whole
         // objects of every kind (thousands of pods and events) are costly to serve and decode.
-        let list = match api.list_metadata(&ListParams::default()).await {
-            Ok(list) => list,
-            Err(error) => {
-                tracing::debug!(%error, plural = %resource.plural, "gc: cannot list");
-                continue;
+        // In pages: one response for a hundred thousand objects of a kind would cost the member
+        // serving it gigabytes, every pass.
+        let mut params = ListParams::default().limit(GC_PAGE);
+        loop {
+            let page = match api.list_metadata(&params).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::debug!(%error, plural = %resource.plural, "gc: cannot list");
+                    break;
+                }
+            };
+            for object in &page.items {
+                let node = graph_node(&object.metadata, resource);
+                where_is.insert(node.uid.clone(), (resource.clone(), caps.scope.clone()));
+                nodes.push(node);
             }
-        };
-        for object in &list.items {
-            let node = graph_node(&object.metadata, resource);
-            where_is.insert(node.uid.clone(), (resource.clone(), caps.scope.clone()));
-            nodes.push(node);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
         }
     }
     let by_uid: HashMap<String, Node> = nodes.iter().map(|n| (n.uid.clone(), n.clone())).collect();
