@@ -166,12 +166,7 @@ impl Cluster {
             .as_ref()
             .map(|c| c.id())
             .ok_or_else(|| anyhow::anyhow!("{} is not running", self.members[i].name))?;
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -{sig} {pid} failed");
-        Ok(())
+        signal(pid, sig)
     }
 
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
@@ -295,4 +290,14 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// Sends a signal (`"STOP"`, `"CONT"`, ...) to a process with `kill`.
+pub fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{sig} {pid} failed");
+    Ok(())
 }

@@ -26,7 +26,7 @@ use skiff_jepsen::workload;
 use skiff_store::client::Credentials;
 use skiff_store::pb::raft::MembersRequest;
 
-use skiff_tests::cluster::Cluster;
+use skiff_tests::cluster::{Cluster, signal};
 use skiff_tests::kubectl::{Kubectl, kubectl_versions};
 use skiff_tests::kv;
 use skiff_tests::wait;
@@ -229,10 +229,10 @@ async fn kubectl_keeps_working_through_kills_restarts_and_a_pause() -> anyhow::R
     let pid = c.members[leader]
         .child
         .as_ref()
-        .map(|ch| ch.id() as i32)
+        .map(|ch| ch.id())
         .unwrap_or(0);
     // A paused member is resumed even if the test fails midway.
-    struct Resume(i32);
+    struct Resume(u32);
     impl Drop for Resume {
         fn drop(&mut self) {
             let _ = signal(self.0, "CONT");
@@ -260,15 +260,6 @@ async fn kubectl_keeps_working_through_kills_restarts_and_a_pause() -> anyhow::R
 }
 
 /// Sends a signal to a child process this test started (`kill -STOP`, `kill -CONT`).
-fn signal(pid: i32, sig: &str) -> anyhow::Result<()> {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()?;
-    anyhow::ensure!(status.success(), "kill -{sig} {pid} failed");
-    Ok(())
-}
-
 /// Who member `i` (of a namespaced cluster) says leads: the leader's index, or None.
 async fn leader_seen_by(c: &JCluster, i: usize) -> Option<usize> {
     let creds = Credentials::from_data_dir(&c.members[0].data_dir).ok()?;
