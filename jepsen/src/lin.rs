@@ -43,13 +43,34 @@ pub enum Verdict<S> {
 
 const NONE: usize = usize::MAX;
 
-struct Bits(Vec<u64>);
-impl Bits {
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
+/// The set of linearized operations, kept as a 128-bit Zobrist hash (the XOR of a random key
+/// per member) so that remembering a visited (set, state) pair costs 16 bytes and one step,
+/// not a copy of an n-bit set: a history of 60,000 operations would otherwise need 7 KiB per
+/// memo entry. Two different sets collide with probability 2^-128 per pair.
+struct LinSet {
+    keys: Vec<u128>,
+    hash: u128,
+}
+
+impl LinSet {
+    fn new(n: usize) -> Self {
+        let mut x: u64 = 0x5ee1_f00d_cafe_f00d;
+        let mut next = move || {
+            // splitmix64
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let keys = (0..n)
+            .map(|_| (u128::from(next()) << 64) | u128::from(next()))
+            .collect();
+        LinSet { keys, hash: 0 }
     }
-    fn clear(&mut self, i: usize) {
-        self.0[i / 64] &= !(1 << (i % 64));
+    /// Adds or removes operation `i` (XOR is its own inverse).
+    fn toggle(&mut self, i: usize) {
+        self.hash ^= self.keys[i];
     }
 }
 
@@ -108,8 +129,8 @@ pub fn check<M: Model>(model: &M, ops: &[Timed<M::Op>], deadline: Instant) -> Ve
     };
 
     let mut state = model.init();
-    let mut lin = Bits(vec![0; n.div_ceil(64)]);
-    let mut cache: HashSet<(Vec<u64>, M::State)> = HashSet::new();
+    let mut lin = LinSet::new(n);
+    let mut cache: HashSet<(u128, M::State)> = HashSet::new();
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut best: Vec<usize> = Vec::new();
     let mut best_state = state.clone();
@@ -128,40 +149,36 @@ pub fn check<M: Model>(model: &M, ops: &[Timed<M::Op>], deadline: Instant) -> Ve
         if is_call[entry] {
             let i = op_of[entry];
             if let Some(s2) = model.step(&state, &ops[i].op) {
-                lin.set(i);
-                if cache.insert((lin.0.clone(), s2.clone())) {
+                lin.toggle(i);
+                if cache.insert((lin.hash, s2.clone())) {
                     let old = std::mem::replace(&mut state, s2);
                     stack.push((entry, old));
                     lift(entry, &mut next, &mut prev, ret_entry[i]);
-                    if stack.len() > best.len() {
-                        best = stack.iter().map(|(e, _)| op_of[*e]).collect();
-                        best_state = state.clone();
-                        best_stuck = NONE;
-                    }
                     entry = next[0];
                     continue;
                 }
-                lin.clear(i);
+                lin.toggle(i);
             }
             entry = next[entry];
         } else {
-            if best_stuck == NONE && stack.len() == best.len() {
+            // Stuck: this op must return, and cannot be linearized next. The longest prefix
+            // that got stuck is what a violation reports (copied only here, so that a search
+            // that never backtracks never copies its stack).
+            if best_stuck == NONE || stack.len() > best.len() {
+                best = stack.iter().map(|(e, _)| op_of[*e]).collect();
+                best_state = state.clone();
                 best_stuck = op_of[entry];
             }
             let Some((e, s)) = stack.pop() else {
                 return Verdict::Violation {
                     prefix: best,
                     state: best_state,
-                    stuck: if best_stuck == NONE {
-                        op_of[entry]
-                    } else {
-                        best_stuck
-                    },
+                    stuck: best_stuck,
                 };
             };
             state = s;
             let i = op_of[e];
-            lin.clear(i);
+            lin.toggle(i);
             unlift(e, &mut next, &mut prev, ret_entry[i]);
             entry = next[e];
         }

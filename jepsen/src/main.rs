@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
+use skiff_jepsen::history::History;
 use skiff_jepsen::nemesis;
 use skiff_jepsen::run::{self, Options};
 
@@ -62,6 +64,12 @@ struct Args {
     /// Apply the listed nemeses in order, round and round, instead of picking at random.
     #[arg(long)]
     cycle: bool,
+    /// Run nothing: check the history.json of an earlier run again (e.g. with a larger
+    /// --check-limit) and print the report. --workload says which checkers run. Problems the
+    /// run itself saw (a fault that failed, an incomplete final watch) are in that run's
+    /// report.txt, not in its history.
+    #[arg(long, value_name = "HISTORY_JSON")]
+    check: Option<PathBuf>,
 }
 
 fn main() {
@@ -98,6 +106,7 @@ fn main_inner(args: Args) -> anyhow::Result<bool> {
     if args.unsafe_ack_before_commit {
         server_flags.push("--unsafe-ack-before-commit".to_string());
     }
+    let check_only = args.check.clone();
     let opts = Options {
         skiff_bin: args.skiff_bin,
         members: args.members,
@@ -117,6 +126,21 @@ fn main_inner(args: Args) -> anyhow::Result<bool> {
         check_limit: Duration::from_secs(args.check_limit),
         cycle: args.cycle,
     };
+    if let Some(path) = check_only {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let history: History = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a skiff-jepsen history", path.display()))?;
+        let report = run::check(&history, &opts);
+        println!("{}", report.text);
+        println!(
+            "result: {}",
+            if report.valid() { "VALID" } else { "INVALID" }
+        );
+        for a in &report.anomalies {
+            println!("\n!! [{}] {}\n{}", a.checker, a.summary, a.excerpt);
+        }
+        return Ok(report.valid());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -427,6 +427,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     history.registers = rec.registers.lock().map(|v| v.clone()).unwrap_or_default();
     history.sets = rec.sets.lock().map(|v| v.clone()).unwrap_or_default();
     drop(cluster);
+    // Kept before checking, so a check that runs out of time can be repeated offline
+    // (`skiff-jepsen --check`) with a larger limit.
+    std::fs::write(out_dir.join("history.json"), serde_json::to_vec(&history)?)?;
     log("cluster stopped; checking", start);
 
     let mut report = check(&history, opts);
@@ -459,7 +462,6 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             a.checker, a.summary, a.excerpt
         ));
     }
-    std::fs::write(out_dir.join("history.json"), serde_json::to_vec(&history)?)?;
     std::fs::write(out_dir.join("report.txt"), &report.text)?;
     Ok(report)
 }
@@ -635,8 +637,7 @@ where
 pub fn check(h: &History, opts: &Options) -> Report {
     let mut report = Report::default();
     let mut text = String::new();
-    let deadline = Instant::now() + opts.check_limit;
-    let regs = crate::registers::check(&h.initial, &h.registers, deadline);
+    let regs = crate::registers::check(&h.initial, &h.registers, opts.check_limit);
     let count = |o: Outcome| h.registers.iter().filter(|r| r.outcome == o).count();
     text.push_str(&format!(
         "registers: {} keys, {} ops ({} ok, {} failed, {} unknown), {} checked for linearizability, {} unobserved unknown writes dropped, {} anomalies{}\n",
