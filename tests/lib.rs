@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cluster;
+pub mod http;
 pub mod kubectl;
 pub mod kv;
 pub mod load;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 use skiff_tests::cluster::{Cluster, free_port};
+use skiff_tests::http::get as http_get;
 use skiff_tests::wait;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -241,31 +241,6 @@ fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// A plain HTTP/1.0 GET: (status, body).
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let work = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .context("no end of the response head")?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("no status code")?;
-        anyhow::Ok((status, body.to_string()))
-    };
-    tokio::time::timeout(Duration::from_secs(5), work)
-        .await
-        .with_context(|| format!("GET http://{addr}{path} timed out"))?
 }
 
 /// Metric names in a text exposition.

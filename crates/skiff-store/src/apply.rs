@@ -153,6 +153,17 @@ impl<'v, V: ReadView> Applier<'v, V> {
             Op::LeaseRevoke { ids } => self.lease_revoke(ids)?,
             Op::RegisterMember { name } => self.register_member(name, members),
             Op::Noop => Ok(Outcome::Noop),
+            Op::Batch(requests) => {
+                let mut responses = Vec::with_capacity(requests.len());
+                for r in requests {
+                    responses.push(if matches!(r.op, Op::Batch(_)) {
+                        self.refuse(ApplyError::Invalid("a batch inside a batch".into()))
+                    } else {
+                        self.apply(entry_term, r, members)?
+                    });
+                }
+                Ok(Outcome::Batch(responses))
+            }
         };
         Ok(Response {
             revision: self.counters.revision,

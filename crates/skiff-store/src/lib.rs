@@ -16,6 +16,7 @@
 pub mod apply;
 mod background;
 pub mod backup;
+pub mod batch;
 pub mod client;
 pub mod cluster;
 pub mod config;

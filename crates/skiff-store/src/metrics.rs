@@ -23,6 +23,7 @@ pub struct StoreMetrics {
     pub proposals_forwarded: IntCounter,
     pub wal_fsync: Histogram,
     pub apply_commit: Histogram,
+    pub proposal_batch: Histogram,
     pub snapshot_build: Histogram,
     pub snapshot_install: Histogram,
     pub compaction: Histogram,
@@ -118,6 +119,12 @@ impl StoreMetrics {
                 "skiff_store_apply_commit_duration_seconds",
                 "Synced write of one apply batch",
                 disk_buckets(),
+            )?,
+            proposal_batch: histogram(
+                r,
+                "skiff_store_proposal_batch_requests",
+                "Writes proposed together in one log entry by the leader (group commit)",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
             )?,
             snapshot_build: histogram(
                 r,

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::batch::Batcher;
 use crate::config::Config;
 use crate::db::Db;
 use crate::identity::{DataDir, Identity};
@@ -176,6 +177,11 @@ pub async fn start(
             token: token.clone(),
             ca: ca.clone(),
             reads,
+            batcher: Batcher::start(
+                raft.clone(),
+                config.limits.max_request_bytes,
+                metrics.clone(),
+            ),
             metrics,
             transferring: AtomicBool::new(false),
             caught_up: AtomicBool::new(false),

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::watch as tokio_watch;
 
+use crate::batch::Batcher;
 use crate::config::Config;
 use crate::db::{Db, View};
 use crate::error::{Error, Result};
@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub ca: Ca,
     pub reads: ReadIndex,
     pub metrics: StoreMetrics,
+    /// Group commit in front of `raft.client_write` (batch.rs).
+    pub batcher: Batcher,
     /// A leader transfer is under way: writes wait.
     pub transferring: AtomicBool,
     /// This member has applied everything committed at some moment since it started, so its
@@ -226,7 +228,7 @@ impl Store {
                 _ => Ok(Some(guess)),
             };
         }
-        let proposal = self.inner.raft.client_write(request);
+        let proposal = self.inner.batcher.propose(request);
         match tokio::time::timeout_at(deadline.into(), proposal).await {
             Err(_) => {
                 self.inner.metrics.proposals_failed.inc();
@@ -234,16 +236,13 @@ impl Store {
                     "timed out waiting for the write to commit".into(),
                 ))
             }
-            Ok(Ok(resp)) => {
+            Ok(Ok(Ok(Some(resp)))) => {
                 self.inner.metrics.proposals_committed.inc();
-                Ok(Some(resp.data))
+                Ok(Some(resp))
             }
-            // openraft answers ForwardToLeader only for entries never proposed or truncated.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Ok(None),
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(Error::Membership(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(_))) => Err(Error::Shutdown),
+            Ok(Ok(other)) => other,
+            // The batcher is gone: the member is stopping.
+            Ok(Err(_)) => Err(Error::Shutdown),
         }
     }
 

@@ -93,6 +93,11 @@ pub enum Op {
     RegisterMember { name: String },
     /// Does nothing; used as a write barrier.
     Noop,
+    /// Several requests proposed together in one log entry (group commit: one append, one
+    /// fsync, one apply for all of them). Each is applied in order as if it had its own entry:
+    /// its own revision, its own fence check against the entry's term, its own response.
+    /// Only the leader's batcher makes these; a batch inside a batch is refused.
+    Batch(Vec<Request>),
 }
 
 /// An etcd-style transaction.
@@ -190,6 +195,8 @@ pub enum Outcome {
     Noop,
     /// A blank or membership entry.
     Internal,
+    /// The responses to an `Op::Batch`, one per request, in order.
+    Batch(Vec<Response>),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

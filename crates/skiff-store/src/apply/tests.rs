@@ -326,6 +326,54 @@ fn fence_term_must_match_the_entry_term() {
 }
 
 #[test]
+fn a_batch_applies_each_request_as_its_own_write() {
+    let view = MemView::default();
+    let mut a = Applier::new(&view, Counters::default());
+    let mut fenced = txn(vec![put("f", "1")]);
+    fenced.fence_term = Some(3);
+    let mut current = txn(vec![put("c", "1")]);
+    current.fence_term = Some(4);
+    let batch = Request::new(Op::Batch(vec![
+        txn(vec![put("k", "1")]),
+        fenced,
+        txn(vec![put("k", "2"), put("j", "1")]),
+        Request::new(Op::Batch(vec![txn(vec![put("n", "1")])])),
+        current,
+    ]));
+    let r = a.apply(4, &batch, &no_members()).expect("ok");
+    let Ok(Outcome::Batch(rs)) = &r.result else {
+        panic!("a batch is answered per request: {r:?}");
+    };
+    assert_eq!(rs.len(), 5);
+    // Its own revision per write, in order; a refused request takes none.
+    assert_eq!(rs[0].revision, 1);
+    assert!(rs[0].result.is_ok());
+    assert_eq!(
+        rs[1].result,
+        Err(ApplyError::Fenced {
+            fence_term: 3,
+            entry_term: 4
+        })
+    );
+    assert_eq!(rs[2].revision, 2);
+    assert!(matches!(rs[3].result, Err(ApplyError::Invalid(_))));
+    assert_eq!(rs[4].revision, 3);
+    assert!(rs[4].result.is_ok());
+    assert_eq!(r.revision, 3);
+    // The second write saw the first; nothing fenced or nested was written.
+    let k = a.get(b"k").expect("ok").expect("present");
+    assert_eq!((k.version, k.create_revision, k.mod_revision), (2, 1, 2));
+    assert!(a.get(b"f").expect("ok").is_none());
+    assert!(a.get(b"n").expect("ok").is_none());
+    let revs: Vec<u64> = a.changes.events.iter().map(|e| e.0).collect();
+    assert_eq!(
+        revs,
+        vec![1, 2, 2, 3],
+        "two events share the two-key write's revision"
+    );
+}
+
+#[test]
 fn compaction_only_moves_forward_and_never_past_the_current_revision() {
     let mut view = MemView::default();
     let mut c = Counters::default();
