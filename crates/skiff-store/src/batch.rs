@@ -166,8 +166,9 @@ async fn run(
 
 /// Proposes one entry for `batch` and answers every request of it.
 async fn commit(raft: &Raft, mut batch: Vec<Pending>) {
-    if batch.len() == 1 {
-        let p = batch.pop().expect("one request");
+    if batch.len() == 1
+        && let Some(p) = batch.pop()
+    {
         let answer = raft.client_write(p.request).await;
         let _ = p.reply.send(answer_of(answer.map(|r| r.data)));
         return;

@@ -8,7 +8,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -34,7 +34,25 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<MemberId> {
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
-    syncer: mpsc::Sender<LogFlushed<TypeConfig>>,
+    syncer: Arc<Syncer>,
+}
+
+/// The syncer thread and its queue. When the last `LogStore` clone goes, the queue closes and
+/// the drop waits for the thread, so the thread's database handle is closed before the store
+/// is gone: a process exiting right after (a test) never tears RocksDB down under a live
+/// handle ("pthread lock: Invalid argument", SIGABRT).
+struct Syncer {
+    tx: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl LogStore {
@@ -62,10 +80,23 @@ impl LogStore {
                     }
                 }
             });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the WAL sync thread: {e}");
+        let syncer = match spawned {
+            Ok(thread) => Syncer {
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                tracing::error!("cannot start the WAL sync thread: {e}");
+                Syncer {
+                    tx: None,
+                    thread: None,
+                }
+            }
+        };
+        LogStore {
+            db,
+            syncer: Arc::new(syncer),
         }
-        LogStore { db, syncer: tx }
     }
 
     fn last_entry(&self) -> StorageResult<Option<Entry<TypeConfig>>> {
@@ -185,7 +216,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             );
         }
         self.db.write_unsynced(batch).map_err(write_err)?;
-        if let Err(mpsc::SendError(callback)) = self.syncer.send(callback) {
+        let unsent = match &self.syncer.tx {
+            Some(tx) => tx.send(callback).err().map(|mpsc::SendError(c)| c),
+            None => Some(callback),
+        };
+        if let Some(callback) = unsent {
             // The syncer is gone (it never started): sync here instead.
             let r = self
                 .db

@@ -161,7 +161,7 @@ pub struct Request {
     /// First revision wanted; 0 = only changes after now.
     pub start_revision: u64,
     pub prev_kv: bool,
-    /// Send a progress notification after this long without events (None: only on demand).
+    /// Send a progress notification every this long, events or not (None: only on demand).
     pub progress_interval: Option<Duration>,
 }
 
@@ -270,9 +270,14 @@ async fn run(
         last_sent = registered_at;
     }
     let skip_until = start_revision.saturating_sub(1);
+    // Periodic, whether or not events flow (as Kubernetes' watch cache sends bookmarks): a
+    // watcher that only ever sees events still learns, every interval, a revision it may
+    // resume from.
     let interval = request
         .progress_interval
         .unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
@@ -281,7 +286,7 @@ async fn run(
                 if !send_progress(&mut rx, &published, &mut last_sent, &out, &request, skip_until).await { return; }
                 continue;
             }
-            _ = tokio::time::sleep(interval) => {
+            _ = ticks.tick() => {
                 if !send_progress(&mut rx, &published, &mut last_sent, &out, &request, skip_until).await { return; }
                 continue;
             }

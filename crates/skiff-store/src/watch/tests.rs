@@ -286,3 +286,56 @@ async fn a_replay_hands_out_one_revision_at_a_time_and_stops_when_told() {
     .expect("replay");
     assert_eq!(all, (10..=200).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn progress_notifications_keep_coming_while_events_flow_and_cover_what_came_before() {
+    let mut f = Fixture::new(1024);
+    let mut w = start_watch(
+        f.db.clone(),
+        &f.hub,
+        Request {
+            start: b"/a/".to_vec(),
+            end: prefix("/a/"),
+            start_revision: 1,
+            prev_kv: false,
+            progress_interval: Some(Duration::from_millis(200)),
+        },
+        4096,
+    );
+    // A write every 20 ms for 1.2 s: never 200 ms without an event.
+    for i in 0..60 {
+        f.put(&[&format!("/a/{}", i % 3)]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut last_event = 0;
+    let mut bookmarks = Vec::new();
+    // Bookmarks never stop coming: read until one covers the last write.
+    while bookmarks.last().is_none_or(|b| *b < 60) {
+        let resp = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("a response in time")
+            .expect("the watch is open")
+            .expect("no error");
+        if resp.progress {
+            assert!(
+                resp.revision >= last_event,
+                "a bookmark at {} after an event at {last_event}",
+                resp.revision
+            );
+            bookmarks.push(resp.revision);
+        } else {
+            assert!(
+                bookmarks.last().is_none_or(|b| resp.revision > *b),
+                "an event at {} after a bookmark at {:?}",
+                resp.revision,
+                bookmarks.last()
+            );
+            last_event = resp.revision;
+        }
+    }
+    assert_eq!(last_event, 60, "every event arrived");
+    assert!(
+        bookmarks.iter().filter(|b| **b < 60).count() >= 2,
+        "bookmarks while events flowed: {bookmarks:?}"
+    );
+}
