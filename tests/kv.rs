@@ -28,6 +28,29 @@ pub async fn put(kv: &mut KvClient<Channel>, key: &str, value: &str) -> Result<u
     Ok(r.into_inner().header.map(|h| h.revision).unwrap_or(0))
 }
 
+/// Puts one key, again after an unknown outcome or an unreachable leader (a leader change
+/// under the suite's load): only for filling a store with fixed values, where a second write
+/// of the same value is harmless. Returns the revision of the write that was acknowledged.
+pub async fn put_retrying(
+    kv: &mut KvClient<Channel>,
+    key: &str,
+    value: &str,
+) -> Result<u64, tonic::Status> {
+    let mut tries = 0;
+    loop {
+        match put(kv, key, value).await {
+            Err(e)
+                if tries < 20
+                    && matches!(e.code(), tonic::Code::Unknown | tonic::Code::Unavailable) =>
+            {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Puts only if the key does not exist.
 pub async fn create(
     kv: &mut KvClient<Channel>,

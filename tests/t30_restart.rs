@@ -19,7 +19,7 @@ async fn a_restarted_member_catches_up_through_a_snapshot_after_log_purge() -> a
     c.kill(lagging);
     let mut kv_l = c.kv(leader)?;
     for i in 0..200 {
-        kv::put(&mut kv_l, &format!("/snap/{i:04}"), &format!("v{i}")).await?;
+        kv::put_retrying(&mut kv_l, &format!("/snap/{i:04}"), &format!("v{i}")).await?;
     }
     let purged = wait::until(
         "the leader to snapshot and purge its log",

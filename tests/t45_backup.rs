@@ -113,7 +113,7 @@ async fn a_backup_under_load_restores_onto_three_fresh_members() -> anyhow::Resu
     let creds = c.credentials()?;
     let mut kv0 = c.kv(0)?;
     for i in 0..200 {
-        kv::put(&mut kv0, &format!("/obj/{i:04}"), &format!("value-{i}")).await?;
+        kv::put_retrying(&mut kv0, &format!("/obj/{i:04}"), &format!("value-{i}")).await?;
     }
     // An object written through the Kubernetes API, watched later from its old version.
     let old_client = kube_client(&c.members[0].data_dir.join("admin.kubeconfig")).await?;
@@ -320,7 +320,7 @@ async fn corrupt_and_foreign_backups_and_a_missing_key_are_refused() -> anyhow::
     let c = Cluster::start(1, &[]).await?;
     let mut kv0 = c.kv(0)?;
     for i in 0..50 {
-        kv::put(&mut kv0, &format!("/r/{i}"), "v").await?;
+        kv::put_retrying(&mut kv0, &format!("/r/{i}"), "v").await?;
     }
     let dir = c.dir.path().join("backups");
     std::fs::create_dir_all(&dir)?;

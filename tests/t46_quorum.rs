@@ -59,7 +59,7 @@ async fn force_new_cluster_after_losing_two_of_three_keeps_data() -> anyhow::Res
     let mut c = Cluster::start(3, &[]).await?;
     let mut kv0 = c.kv(0)?;
     for i in 0..300 {
-        kv::put(&mut kv0, &format!("/q/{i:04}"), &format!("v{i}")).await?;
+        kv::put_retrying(&mut kv0, &format!("/q/{i:04}"), &format!("v{i}")).await?;
     }
     let (ok, out, err) = cli(status_args(&c, 1)).await?;
     anyhow::ensure!(ok, "cluster status: {out}\n{err}");

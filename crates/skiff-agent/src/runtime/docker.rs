@@ -58,6 +58,35 @@ fn map_err(e: bollard::errors::Error) -> Error {
     }
 }
 
+/// How long a fresh SIGKILL exit under a memory limit waits for Docker's OOM flag.
+const OOM_REPORT_GRACE: Duration = Duration::from_millis(300);
+
+/// True for a container that exited with 137 (SIGKILL) less than two seconds before `now`,
+/// has a memory limit, and is not (yet) marked OOM-killed.
+fn oom_report_may_be_late(
+    inspect: &bollard::models::ContainerInspectResponse,
+    now: Timestamp,
+) -> bool {
+    let Some(state) = inspect.state.as_ref() else {
+        return false;
+    };
+    let limited = inspect
+        .host_config
+        .as_ref()
+        .and_then(|h| h.memory)
+        .is_some_and(|m| m > 0);
+    let recent = parse_time(state.finished_at.as_deref()).is_some_and(|finished| {
+        let ago = now.duration_since(finished);
+        ago >= k8s_openapi::jiff::SignedDuration::ZERO
+            && ago < k8s_openapi::jiff::SignedDuration::from_secs(2)
+    });
+    state.running != Some(true)
+        && state.exit_code == Some(137)
+        && state.oom_killed != Some(true)
+        && limited
+        && recent
+}
+
 fn parse_time(value: Option<&str>) -> Option<Timestamp> {
     let value = value?;
     if value.starts_with("0001-") {
@@ -161,7 +190,25 @@ impl DockerRuntime {
         })
     }
 
+    /// Inspects a container. A container that just died of SIGKILL under a memory limit is
+    /// inspected again after a moment if Docker does not (yet) say it was OOM-killed: the
+    /// engine handles the kernel's OOM event and the exit separately, and reporting "Error"
+    /// before the OOM event lands would be a wrong reason for good.
     async fn inspect_raw(
+        &self,
+        id: &str,
+    ) -> Result<Option<bollard::models::ContainerInspectResponse>> {
+        let first = self.inspect_once(id).await?;
+        match &first {
+            Some(inspect) if oom_report_may_be_late(inspect, Timestamp::now()) => {
+                tokio::time::sleep(OOM_REPORT_GRACE).await;
+                Ok(self.inspect_once(id).await?.or(first))
+            }
+            _ => Ok(first),
+        }
+    }
+
+    async fn inspect_once(
         &self,
         id: &str,
     ) -> Result<Option<bollard::models::ContainerInspectResponse>> {
