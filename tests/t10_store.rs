@@ -15,6 +15,19 @@ use skiff_tests::wait;
 async fn three_members_form_a_cluster_and_any_member_serves_writes_and_reads() -> anyhow::Result<()>
 {
     let c = Cluster::start(3, &[]).await?;
+    // Each member started itself again, in place (same process), with glibc's arena cap.
+    for m in &c.members {
+        let pid = m.child.as_ref().map(|child| child.id()).unwrap_or_default();
+        let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
+        assert!(
+            environ
+                .split(|b| *b == 0)
+                .any(|v| v.starts_with(b"GLIBC_TUNABLES=")
+                    && String::from_utf8_lossy(v).contains("glibc.malloc.arena_max=")),
+            "member {} (pid {pid}) runs without glibc's arena cap",
+            m.name
+        );
+    }
     let members = c.members_of(1).await?;
     assert_eq!(
         members.members.iter().filter(|m| m.voter).count(),

@@ -13,6 +13,7 @@ mod control_plane;
 mod endpoints;
 mod ingress_cmd;
 mod kube_client;
+mod memory;
 mod metrics_endpoint;
 mod proxy_cmd;
 mod server;
@@ -51,6 +52,20 @@ enum Command {
     Ingress(ingress_cmd::Args),
 }
 
+impl Command {
+    /// The long-running processes (as opposed to one-shot commands and benchmarks).
+    fn runs_until_stopped(&self) -> bool {
+        matches!(
+            self,
+            Command::Up(_)
+                | Command::Server(_)
+                | Command::Agent(_)
+                | Command::Proxy(_)
+                | Command::Ingress(_)
+        )
+    }
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn")
@@ -63,6 +78,9 @@ fn init_tracing() {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if cli.command.runs_until_stopped() {
+        memory::restart_with_arena_cap();
+    }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
