@@ -386,13 +386,10 @@ pub fn compute(input: &Input<'_>) -> PodStatus {
         // A completed pod's Initialized stays True (it did initialize).
         conditions[1] = condition(old, "Initialized", true, None, None, input.now);
     }
-    let has_scheduled = old
-        .and_then(|s| s.conditions.as_ref())
-        .map(|c| c.iter().any(|c| c.type_ == "PodScheduled"))
-        .unwrap_or(false);
-    if !has_scheduled {
-        conditions.push(condition(old, "PodScheduled", true, None, None, input.now));
-    }
+    // Always present, with the binding's transition time when there is one: leaving it out
+    // when the old status had it made the worker's own copy (what it wrote) lose it, so the
+    // next computation added it again with a new time, and every resync wrote the pod.
+    conditions.push(condition(old, "PodScheduled", true, None, None, input.now));
     let pod_ip = if pod::host_network(pod) {
         Some(input.host_ip.to_string())
     } else {

@@ -353,3 +353,50 @@ fn qos_classes() {
     );
     assert_eq!(with(json!({"requests": {"cpu": "100m"}})), "Burstable");
 }
+
+#[test]
+fn a_status_fed_back_as_the_old_one_computes_the_same_and_keeps_the_bindings_time() {
+    let mut p = pod(json!({"containers": [{"name": "main", "image": "img:1"}]}));
+    // The binding's condition, as the API server wrote it.
+    p.status = Some(PodStatus {
+        conditions: Some(vec![PodCondition {
+            type_: "PodScheduled".into(),
+            status: "True".into(),
+            last_transition_time: Some(Time(t(1))),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    let observed = [
+        sandbox(),
+        container(
+            Kind::App,
+            "main",
+            0,
+            ContainerState::Running { started_at: t(5) },
+        ),
+    ];
+    let memory = PodMemory::default();
+    let waiting = BTreeMap::new();
+    let first = compute_with(&p, &observed, &memory, &waiting);
+    let scheduled = |s: &PodStatus| {
+        s.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled")
+            .and_then(|c| c.last_transition_time.clone())
+    };
+    assert_eq!(scheduled(&first), Some(Time(t(1))));
+    // The worker keeps what it wrote as the pod's status; a later resync must find nothing
+    // to write (it used to drop PodScheduled, then add it back with a new time, forever).
+    p.status = Some(first.clone());
+    let later = compute(&Input {
+        pod: &p,
+        observed: &observed,
+        memory: &memory,
+        waiting: &waiting,
+        host_ip: "192.0.2.2",
+        now: t(200),
+    });
+    assert_eq!(later, first);
+}
