@@ -19,7 +19,12 @@ pub fn arenas_for(cores: usize) -> usize {
 /// `GLIBC_TUNABLES` with the arena cap added, or `None` when it already names one.
 pub fn tunables_with_cap(current: Option<&str>, arenas: usize) -> Option<String> {
     match current {
-        Some(v) if v.split(':').any(|t| t.starts_with(&format!("{ARENA_MAX}="))) => None,
+        Some(v)
+            if v.split(':')
+                .any(|t| t.starts_with(&format!("{ARENA_MAX}="))) =>
+        {
+            None
+        }
         Some(v) if !v.is_empty() => Some(format!("{v}:{ARENA_MAX}={arenas}")),
         _ => Some(format!("{ARENA_MAX}={arenas}")),
     }
@@ -44,7 +49,9 @@ pub fn restart_with_arena_cap() {
             command.arg0(arg0);
         }
         let error = command.args(args).env("GLIBC_TUNABLES", value).exec();
-        eprintln!("warning: could not restart with glibc's arena cap ({error}); carrying on without it");
+        eprintln!(
+            "warning: could not restart with glibc's arena cap ({error}); carrying on without it"
+        );
     }
 }
 

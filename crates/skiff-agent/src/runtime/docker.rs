@@ -27,6 +27,8 @@ use super::{
 };
 use crate::labels::Identity;
 use crate::metrics::Metrics;
+pub use bridge::bridge_name;
+use oom::{OOM_REPORT_GRACE, oom_report_may_be_late};
 
 const SOCKET: &str = "unix:///var/run/docker.sock";
 const REQUEST_TIMEOUT_SECS: u64 = 120;
@@ -58,36 +60,7 @@ fn map_err(e: bollard::errors::Error) -> Error {
     }
 }
 
-/// How long a fresh SIGKILL exit under a memory limit waits for Docker's OOM flag.
-const OOM_REPORT_GRACE: Duration = Duration::from_millis(300);
-
-/// True for a container that exited with 137 (SIGKILL) less than two seconds before `now`,
-/// has a memory limit, and is not (yet) marked OOM-killed.
-fn oom_report_may_be_late(
-    inspect: &bollard::models::ContainerInspectResponse,
-    now: Timestamp,
-) -> bool {
-    let Some(state) = inspect.state.as_ref() else {
-        return false;
-    };
-    let limited = inspect
-        .host_config
-        .as_ref()
-        .and_then(|h| h.memory)
-        .is_some_and(|m| m > 0);
-    let recent = parse_time(state.finished_at.as_deref()).is_some_and(|finished| {
-        let ago = now.duration_since(finished);
-        ago >= k8s_openapi::jiff::SignedDuration::ZERO
-            && ago < k8s_openapi::jiff::SignedDuration::from_secs(2)
-    });
-    state.running != Some(true)
-        && state.exit_code == Some(137)
-        && state.oom_killed != Some(true)
-        && limited
-        && recent
-}
-
-fn parse_time(value: Option<&str>) -> Option<Timestamp> {
+pub(super) fn parse_time(value: Option<&str>) -> Option<Timestamp> {
     let value = value?;
     if value.starts_with("0001-") {
         return None;
@@ -224,27 +197,6 @@ impl DockerRuntime {
             },
         }
     }
-}
-
-/// The Linux bridge of a Docker network: the `com.docker.network.bridge.name` option, or
-/// Docker's own name for it, `br-` and the first 12 characters of the network id (`docker0`
-/// for the default network also carries the option). `None` for other drivers.
-pub fn bridge_name(
-    driver: Option<&str>,
-    id: Option<&str>,
-    options: Option<&HashMap<String, String>>,
-) -> Option<String> {
-    if driver != Some("bridge") {
-        return None;
-    }
-    if let Some(name) = options
-        .and_then(|o| o.get("com.docker.network.bridge.name"))
-        .filter(|n| !n.is_empty())
-    {
-        return Some(name.clone());
-    }
-    let id = id?;
-    (id.len() >= 12 && id.is_ascii()).then(|| format!("br-{}", &id[..12]))
 }
 
 fn to_body(spec: &ContainerSpec) -> ContainerCreateBody {
@@ -830,5 +782,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 }
 
+mod bridge;
+mod oom;
 #[cfg(test)]
 mod tests;

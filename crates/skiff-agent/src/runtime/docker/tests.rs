@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use bollard::models::{ContainerInspectResponse, ContainerState, HostConfig};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::{bridge_name, oom_report_may_be_late};
+use super::bridge::bridge_name;
+use super::oom::oom_report_may_be_late;
 
 fn exited(code: i64, oom: bool, memory: i64, finished: &str) -> ContainerInspectResponse {
     ContainerInspectResponse {
@@ -30,17 +31,32 @@ fn only_a_fresh_sigkill_under_a_memory_limit_waits_for_the_oom_flag() {
     let finished: Timestamp = "2026-11-29T02:31:42.84660594Z".parse().expect("a time");
     let soon = finished + SignedDuration::from_millis(50);
     let at = "2026-11-29T02:31:42.84660594Z";
-    assert!(oom_report_may_be_late(&exited(137, false, 16 << 20, at), soon));
+    assert!(oom_report_may_be_late(
+        &exited(137, false, 16 << 20, at),
+        soon
+    ));
     // Already flagged, another exit code, no limit: nothing to wait for.
-    assert!(!oom_report_may_be_late(&exited(137, true, 16 << 20, at), soon));
-    assert!(!oom_report_may_be_late(&exited(1, false, 16 << 20, at), soon));
+    assert!(!oom_report_may_be_late(
+        &exited(137, true, 16 << 20, at),
+        soon
+    ));
+    assert!(!oom_report_may_be_late(
+        &exited(1, false, 16 << 20, at),
+        soon
+    ));
     assert!(!oom_report_may_be_late(&exited(137, false, 0, at), soon));
     // An old exit (the agent restarted, or a later look): the flag would be there by now.
     let later = finished + SignedDuration::from_secs(5);
-    assert!(!oom_report_may_be_late(&exited(137, false, 16 << 20, at), later));
+    assert!(!oom_report_may_be_late(
+        &exited(137, false, 16 << 20, at),
+        later
+    ));
     // Docker's zero time for a container that never finished.
     let never = "0001-01-01T00:00:00Z";
-    assert!(!oom_report_may_be_late(&exited(137, false, 16 << 20, never), soon));
+    assert!(!oom_report_may_be_late(
+        &exited(137, false, 16 << 20, never),
+        soon
+    ));
 }
 
 #[test]
