@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod hash;
+pub mod index;
 pub mod informers;
 pub mod ipam;
 pub mod job;

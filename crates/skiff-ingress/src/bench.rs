@@ -1,7 +1,8 @@
 //! `skiff bench ingress`: requests per second and latency through the ingress to an HTTP
 //! backend, side by side with the same load sent straight to the backend, in one run.
 //!
-//! Everything runs on loopback in this process: a small hyper backend answering a fixed body, an
+//! Everything runs on loopback in this process, except a backend given by address (such as the
+//! busybox httpd `skiff bench ingress` starts): a small hyper backend answering a fixed body, an
 //! ingress [`Controller`] routing a host to it, and `concurrency` keep-alive HTTP/1.1 clients
 //! sending requests for `duration` per phase. Figures are printed, never asserted.
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -127,6 +129,22 @@ async fn backend(listener: TcpListener, body: Bytes, mut stop: watch::Receiver<b
     }
 }
 
+async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, Error> {
+    let stream = TcpStream::connect(target)
+        .await
+        .map_err(|e| Error::Client(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Error::Client(e.to_string()))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// `concurrency` clients sending requests one after another until the deadline. A client keeps
+/// its connection while the server does, and connects again when the server closes it (busybox
+/// httpd answers every request with `Connection: close`); the connect then counts in that
+/// request's latency, as it would for any client of that server.
 async fn load(target: SocketAddr, host: &str, args: &Args) -> Result<Phase, Error> {
     let deadline = Instant::now() + args.duration;
     let started = Instant::now();
@@ -136,21 +154,29 @@ async fn load(target: SocketAddr, host: &str, args: &Args) -> Result<Phase, Erro
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
-            let stream = TcpStream::connect(target)
-                .await
-                .map_err(|e| Error::Client(e.to_string()))?;
-            let _ = stream.set_nodelay(true);
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| Error::Client(e.to_string()))?;
-            tokio::spawn(connection);
+            let mut connection: Option<SendRequest<Empty<Bytes>>> = None;
             while Instant::now() < deadline {
                 let request = Request::get("/")
                     .header("host", host.as_str())
                     .body(Empty::<Bytes>::new())
                     .map_err(|e| Error::Client(e.to_string()))?;
                 let t0 = Instant::now();
+                let reusable = match connection.as_mut() {
+                    Some(sender) => sender.ready().await.is_ok(),
+                    None => false,
+                };
+                let mut sender = match connection.take() {
+                    Some(sender) if reusable => sender,
+                    _ => match connect(target).await {
+                        Ok(sender) => sender,
+                        Err(_) => {
+                            errors += 1;
+                            // A refused connection comes back at once: do not spin.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
+                };
                 let ok = match sender.send_request(request).await {
                     Ok(response) => {
                         response.status().is_success()
@@ -162,10 +188,8 @@ async fn load(target: SocketAddr, host: &str, args: &Args) -> Result<Phase, Erro
                     latencies.push(t0.elapsed());
                 } else {
                     errors += 1;
-                    if sender.ready().await.is_err() {
-                        break;
-                    }
                 }
+                connection = Some(sender);
             }
             Ok::<_, Error>((latencies, errors))
         }));

@@ -3,11 +3,13 @@
 //! (1 s doubling to 10 s) so a pod that keeps failing does not hog the scheduler.
 //!
 //! Invariants: a pod is in at most one of the active heap and the unschedulable set (the newest
-//! object wins); popping skips entries superseded by a later add or removed; pure data, the clock
-//! is an input.
+//! object wins); popping skips entries superseded by a later add or removed; `parked` holds
+//! exactly the keys of parked pods, so counting and retrying cost what is parked, not everything
+//! pending (the runner asks on every event; with thousands of pods pending, a scan each time made
+//! scheduling quadratic); pure data, the clock is an input.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,8 @@ struct Pending {
 pub struct Queue {
     heap: BinaryHeap<Entry>,
     pods: HashMap<String, Pending>,
+    /// Keys of the pods whose `parked` is set.
+    parked: HashSet<String>,
     sequence: u64,
 }
 
@@ -84,6 +88,7 @@ impl Queue {
             sequence,
             key: key.clone(),
         });
+        self.parked.remove(&key);
         self.pods.insert(
             key,
             Pending {
@@ -98,6 +103,7 @@ impl Queue {
     /// Forget a pod (bound or deleted).
     pub fn remove(&mut self, key: &str) {
         self.pods.remove(key);
+        self.parked.remove(key);
     }
 
     /// The next pod to schedule, if any is active.
@@ -119,6 +125,7 @@ impl Queue {
     pub fn park(&mut self, key: &str, now: Instant) {
         if let Some(pending) = self.pods.get_mut(key) {
             pending.parked = Some((now, now + backoff(pending.attempts)));
+            self.parked.insert(key.to_string());
         }
     }
 
@@ -127,17 +134,21 @@ impl Queue {
     pub fn retry_parked(&mut self, now: Instant, cluster_changed: bool) -> usize {
         let mut moved = 0;
         let keys: Vec<String> = self
-            .pods
+            .parked
             .iter()
-            .filter(|(_, p)| {
-                p.parked.is_some_and(|(since, not_before)| {
-                    now >= not_before
-                        && (cluster_changed || now.duration_since(since) >= MAX_PARKED)
-                })
+            .filter(|key| {
+                self.pods
+                    .get(*key)
+                    .and_then(|p| p.parked)
+                    .is_some_and(|(since, not_before)| {
+                        now >= not_before
+                            && (cluster_changed || now.duration_since(since) >= MAX_PARKED)
+                    })
             })
-            .map(|(k, _)| k.clone())
+            .cloned()
             .collect();
         for key in keys {
+            self.parked.remove(&key);
             if let Some(pending) = self.pods.get_mut(&key) {
                 self.sequence += 1;
                 pending.sequence = self.sequence;
@@ -155,16 +166,16 @@ impl Queue {
 
     /// The earliest time a parked pod's back-off ends (to wake up for it).
     pub fn next_retry(&self) -> Option<Instant> {
-        self.pods
-            .values()
-            .filter_map(|p| p.parked.map(|(_, at)| at))
+        self.parked
+            .iter()
+            .filter_map(|key| self.pods.get(key)?.parked.map(|(_, at)| at))
             .min()
     }
 
     /// (active, parked) counts.
     pub fn counts(&self) -> (usize, usize) {
-        let parked = self.pods.values().filter(|p| p.parked.is_some()).count();
-        (self.pods.len() - parked, parked)
+        let parked = self.parked.len();
+        (self.pods.len().saturating_sub(parked), parked)
     }
 }
 

@@ -66,10 +66,20 @@ impl Command {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn")
-    });
+/// The log filter when `SKIFF_LOG` is unset. Benchmarks leave out the ingress's access log (one
+/// line per request would bury their figures); `SKIFF_LOG` puts it back.
+fn default_log_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Bench(_) => {
+            "info,openraft=warn,h2=warn,tower=warn,hyper=warn,skiff_ingress::access=warn"
+        }
+        _ => "info,openraft=warn,h2=warn,tower=warn,hyper=warn",
+    }
+}
+
+fn init_tracing(command: &Command) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(command)));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -81,7 +91,7 @@ fn main() -> std::process::ExitCode {
     if cli.command.runs_until_stopped() {
         memory::restart_with_arena_cap();
     }
-    init_tracing();
+    init_tracing(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

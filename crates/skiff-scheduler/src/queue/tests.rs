@@ -39,3 +39,29 @@ fn parked_pods_wait_for_a_change_and_their_backoff() {
     q.remove("a");
     assert!(q.pop().is_none());
 }
+
+#[test]
+fn counts_follow_parking_updates_and_removals() {
+    let mut q = Queue::new();
+    let t0 = Instant::now();
+    for key in ["a", "b", "c"] {
+        q.add(key.into(), pod(0));
+    }
+    assert_eq!(q.counts(), (3, 0));
+    while q.pop().is_some() {}
+    q.park("a", t0);
+    q.park("b", t0);
+    assert_eq!(q.counts(), (1, 2));
+    // An updated pod is active again, at once.
+    q.add("a".into(), pod(0));
+    assert_eq!(q.counts(), (2, 1));
+    assert_eq!(q.pop().map(|(k, _)| k), Some("a".to_string()));
+    // A removed parked pod is neither counted nor retried.
+    q.remove("b");
+    assert_eq!(q.counts(), (2, 0));
+    assert_eq!(q.next_retry(), None);
+    assert_eq!(q.retry_parked(t0 + MAX_PARKED, true), 0);
+    // Parking an unknown key changes nothing.
+    q.park("zzz", t0);
+    assert_eq!(q.counts(), (2, 0));
+}
