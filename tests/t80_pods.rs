@@ -17,6 +17,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Node, Pod, Secret};
 use kube::api::{Api, AttachParams, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use skiff_tests::agent::{pod_containers, unique_node_name};
 use skiff_tests::kubectl::{Kubectl, Up, kubectl_versions, remove_node_containers};
 use skiff_tests::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,48 +25,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BUSYBOX: &str = "skiff-test/busybox:1";
 const HTTPD: &str = "skiff-test/httpd:1";
 const PAGE: &str = "hello from skiff httpd";
-/// Generous: pods start in seconds, but this machine is small and shared.
 /// How often the wait helpers ask the API server.
 const POLL: Duration = Duration::from_millis(200);
+/// Generous: pods start in seconds, but this machine is small and shared.
 const LONG: Duration = Duration::from_secs(120);
 
-/// A node name unique on this machine while the test runs, whose pod network does not overlap
-/// a Docker network that exists now (an agent's /24 comes from a hash of its node name, so
-/// concurrent test nodes could otherwise collide).
+/// A node name unique on this machine while the test runs (see [`unique_node_name`]).
 fn node_name(tag: &str) -> String {
-    let in_use = docker(&["network", "ls", "-q"])
-        .and_then(|ids| {
-            let mut args = vec![
-                "network",
-                "inspect",
-                "-f",
-                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
-            ];
-            args.extend(ids.split_whitespace());
-            docker(&args)
-        })
-        .unwrap_or_default();
-    let candidate = |k: u32| match k {
-        0 => format!("t80-{tag}-{}", std::process::id()),
-        k => format!("t80-{tag}-{}-{k}", std::process::id()),
-    };
-    (0..64)
-        .map(candidate)
-        .find(|name| {
-            !in_use
-                .split_whitespace()
-                .any(|subnet| subnet == derived_pod_cidr(name))
-        })
-        .unwrap_or_else(|| candidate(0))
-}
-
-/// The agent's pod CIDR for a node the cluster has not given one (skiff-agent's
-/// `config::derived_pod_cidr`, FNV-1a of the name).
-fn derived_pod_cidr(node: &str) -> String {
-    let hash = node.bytes().fold(2166136261u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(16777619)
-    });
-    format!("10.42.{}.0/24", 1 + hash % 254)
+    unique_node_name(&format!("t80-{tag}"))
 }
 
 async fn client(kubeconfig: &Path) -> Result<kube::Client> {
@@ -291,50 +258,6 @@ async fn wait_node_ready(client: &kube::Client, node: &str) -> Result<()> {
         Ok(ready.then_some(()))
     })
     .await
-}
-
-fn docker(args: &[&str]) -> Result<String> {
-    let out = Command::new("docker").args(args).output()?;
-    ensure!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Every container (any state) of a pod on a node, as `id startedAt status` lines, sorted.
-fn pod_containers(node: &str, pod: &str) -> Result<Vec<String>> {
-    // A container removed between listing and inspecting makes inspect fail: ask again.
-    pod_containers_once(node, pod)
-        .or_else(|_| pod_containers_once(node, pod))
-        .or_else(|_| pod_containers_once(node, pod))
-}
-
-fn pod_containers_once(node: &str, pod: &str) -> Result<Vec<String>> {
-    let ids = docker(&[
-        "ps",
-        "-aq",
-        "--no-trunc",
-        "--filter",
-        &format!("label=io.skiff.node={node}"),
-        "--filter",
-        &format!("label=io.skiff.pod.name={pod}"),
-    ])?;
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut args = vec![
-        "inspect",
-        "-f",
-        "{{.Id}} {{.State.StartedAt}} {{.State.Status}}",
-    ];
-    args.extend(ids);
-    let mut lines: Vec<String> = docker(&args)?.lines().map(str::to_string).collect();
-    lines.sort();
-    Ok(lines)
 }
 
 async fn wait_no_containers(node: &str, pod: &str, within: Duration) -> Result<Duration> {

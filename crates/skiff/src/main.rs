@@ -66,14 +66,15 @@ impl Command {
     }
 }
 
-/// The log filter when `SKIFF_LOG` is unset. Benchmarks leave out the ingress's access log (one
-/// line per request would bury their figures); `SKIFF_LOG` puts it back.
-fn default_log_filter(command: &Command) -> &'static str {
+/// The log filter when `SKIFF_LOG` is unset.
+const LOG_FILTER: &str = "info,openraft=warn,h2=warn,tower=warn,hyper=warn";
+
+/// The log filter when `SKIFF_LOG` is unset, for `command`. Benchmarks leave out the ingress's
+/// access log (one line per request would bury their figures); `SKIFF_LOG` puts it back.
+fn default_log_filter(command: &Command) -> String {
     match command {
-        Command::Bench(_) => {
-            "info,openraft=warn,h2=warn,tower=warn,hyper=warn,skiff_ingress::access=warn"
-        }
-        _ => "info,openraft=warn,h2=warn,tower=warn,hyper=warn",
+        Command::Bench(_) => format!("{LOG_FILTER},skiff_ingress::access=warn"),
+        _ => LOG_FILTER.to_owned(),
     }
 }
 
