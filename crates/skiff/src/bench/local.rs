@@ -105,7 +105,13 @@ impl LocalCluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .env("SKIFF_LOG", "info,openraft=warn");
+            // `SKIFF_BENCH_MEMBER_LOG` gives the members another filter (e.g. openraft=info to
+            // follow elections); their logs are in the cluster's temporary directory.
+            .env(
+                "SKIFF_LOG",
+                std::env::var("SKIFF_BENCH_MEMBER_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn".to_owned()),
+            );
         let child = cmd.spawn().context("starting skiff server")?;
         self.members[i].child = Some(child);
         Ok(())
