@@ -875,7 +875,13 @@ async fn new_leader_finishes_a_rollout_after_kill_9() -> anyhow::Result<()> {
             ])
             .map(|o| o.stdout)
         };
-        let first = holder(&k)?;
+        // The controllers write their Lease shortly after the leader wins;
+        // the node can be Ready before that.
+        let first = wait::until("the controller Lease to have a holder", Duration::from_secs(30), || async {
+            let h = holder(&k).unwrap_or_default();
+            Ok((!h.is_empty()).then_some(h))
+        })
+        .await?;
         anyhow::ensure!(
             first == cluster.members[leader].name,
             "controller Lease held by {first:?}, leader is {}",

@@ -49,6 +49,45 @@ pub(super) async fn client_for(
     Ok(kube::Client::try_from(config)?)
 }
 
+/// What each member's own metrics say of the creates: how many took over 25 and 50 ms inside
+/// the API server, and how many WAL syncs and apply commits took over 25.6 ms. A tail the
+/// clients see but the servers do not lies between them (connections, the client's stack).
+async fn server_view(cluster: &LocalCluster, clients: &[kube::Client]) {
+    for (member, client) in cluster.members.iter().zip(clients) {
+        let text = match http::Request::get("/metrics").body(Vec::new()) {
+            Ok(request) => client.request_text(request).await,
+            Err(e) => {
+                println!("server view {}: {e}", member.name);
+                continue;
+            }
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                println!("server view {}: no metrics ({e})", member.name);
+                continue;
+            }
+        };
+        let creates = stats::histogram_buckets(
+            &text,
+            "apiserver_request_duration_seconds",
+            &["verb=\"CREATE\"", "resource=\"configmaps\""],
+        );
+        let (n, over25) = stats::count_above(&creates, 0.025);
+        let (_, over50) = stats::count_above(&creates, 0.05);
+        let fsync = stats::histogram_buckets(&text, "skiff_store_wal_fsync_duration_seconds", &[]);
+        let (syncs, slow_syncs) = stats::count_above(&fsync, 0.026);
+        let apply =
+            stats::histogram_buckets(&text, "skiff_store_apply_commit_duration_seconds", &[]);
+        let (applies, slow_applies) = stats::count_above(&apply, 0.026);
+        println!(
+            "server view {}: {n} creates, {over25} over 25 ms, {over50} over 50 ms; \
+             WAL syncs {slow_syncs} of {syncs} over 25.6 ms; apply commits {slow_applies} of {applies} over 25.6 ms",
+            member.name
+        );
+    }
+}
+
 fn object(i: usize) -> ConfigMap {
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some(format!("bench-{i:06}"));
@@ -166,6 +205,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     creates.elapsed = start.elapsed();
     stats::row("skiff", "create", &creates);
+    server_view(&cluster, &clients).await;
     print_rss(&cluster, "after the creates");
 
     // Gets of random objects.

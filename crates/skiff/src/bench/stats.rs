@@ -90,3 +90,83 @@ pub fn row(system: &str, phase: &str, s: &Samples) {
         s.errors
     );
 }
+
+/// The cumulative buckets `(le, count)` of a Prometheus histogram in `text` (the exposition
+/// format), summed over every series of `name` whose labels contain each of `labels`.
+pub fn histogram_buckets(text: &str, name: &str, labels: &[&str]) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((series, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        if !labels.iter().all(|l| series.contains(l)) {
+            continue;
+        }
+        let Some(le) = series
+            .split(',')
+            .find_map(|kv| kv.trim().strip_prefix("le=\""))
+            .and_then(|v| v.strip_suffix('"'))
+        else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            match le.parse() {
+                Ok(v) => v,
+                Err(_) => continue,
+            }
+        };
+        let Ok(count) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        match out.iter_mut().find(|(l, _)| *l == le) {
+            Some((_, c)) => *c += count,
+            None => out.push((le, count)),
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// From cumulative buckets: (observations, observations above the largest bound <= `secs`).
+pub fn count_above(buckets: &[(f64, f64)], secs: f64) -> (f64, f64) {
+    let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
+    let below = buckets
+        .iter()
+        .rev()
+        .find(|(le, _)| *le <= secs)
+        .map(|b| b.1)
+        .unwrap_or(0.0);
+    (total, total - below)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_sum_matching_series_and_count_the_tail() {
+        let text = "\
+# TYPE h histogram
+h_bucket{verb=\"create\",resource=\"configmaps\",le=\"0.025\"} 90
+h_bucket{verb=\"create\",resource=\"configmaps\",le=\"0.05\"} 98
+h_bucket{verb=\"create\",resource=\"configmaps\",le=\"+Inf\"} 100
+h_bucket{verb=\"get\",resource=\"configmaps\",le=\"0.025\"} 5
+h_bucket{verb=\"get\",resource=\"configmaps\",le=\"+Inf\"} 7
+h_bucket{verb=\"create\",resource=\"pods\",le=\"0.025\"} 1
+h_bucket{verb=\"create\",resource=\"pods\",le=\"+Inf\"} 1
+h_sum{verb=\"create\"} 3.5
+";
+        let b = histogram_buckets(text, "h", &["verb=\"create\""]);
+        assert_eq!(b, vec![(0.025, 91.0), (0.05, 98.0), (f64::INFINITY, 101.0)]);
+        assert_eq!(count_above(&b, 0.025), (101.0, 10.0));
+        assert_eq!(count_above(&b, 0.05), (101.0, 3.0));
+        assert_eq!(count_above(&b, 0.01), (101.0, 101.0));
+        assert!(histogram_buckets("garbage {\nh_bucket{le=\"x\"} y", "h", &[]).is_empty());
+    }
+}
