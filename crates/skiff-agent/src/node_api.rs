@@ -264,6 +264,8 @@ pub async fn serve(
                 }
             },
         };
+        // Exec and attach streams carry keystrokes: no Nagle delay on small writes.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {

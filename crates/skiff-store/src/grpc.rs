@@ -8,7 +8,7 @@ pub mod auth;
 pub mod kv_service;
 pub mod raft_service;
 
-use tonic::transport::server::Router;
+use tonic::transport::server::{Router, TcpIncoming};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::pb::kv::kv_server::KvServer;
@@ -48,3 +48,14 @@ pub fn router(store: &Store, ca: &Ca, member: &Issued) -> Result<Router, tonic::
         .add_service(admin)
         .add_service(kv))
 }
+
+/// The peer port's accepted connections, with TCP_NODELAY. tonic applies its builder's
+/// `tcp_nodelay` only to listeners it binds itself; without it on the accepted sockets, a reply
+/// written in two pieces (an HTTP/2 DATA frame, then the trailers) waits for the peer's delayed
+/// ACK: a fixed ~40 ms on about one forwarded write or read-index round in fifty.
+pub fn incoming(listener: tokio::net::TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+#[cfg(test)]
+mod tests;

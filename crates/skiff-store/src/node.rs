@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::batch::Batcher;
 use crate::config::Config;
@@ -195,10 +194,8 @@ pub async fn start(
         let signal = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-            .await
-        {
+        let incoming = crate::grpc::incoming(listener);
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, signal).await {
             tracing::error!("peer server stopped: {e}");
         }
     });
