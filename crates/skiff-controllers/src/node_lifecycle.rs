@@ -93,11 +93,11 @@ fn earlier(a: Option<i64>, b: i64) -> Option<i64> {
 }
 
 /// Plan one pass over all nodes, their leases and all pods.
-pub fn plan(
+pub fn plan<P: std::borrow::Borrow<Pod>>(
     config: &Config,
     nodes: &[Node],
     leases: &[Lease],
-    pods: &[Pod],
+    pods: &[P],
     now: Timestamp,
 ) -> Plan {
     let mut changes = Vec::new();
@@ -157,7 +157,11 @@ pub fn plan(
                         format!("Node {name} status is now: NodeNotReady"),
                     ),
                 });
-                for pod in pods.iter().filter(|p| on_node(p, &name)) {
+                for pod in pods
+                    .iter()
+                    .map(|p| p.borrow())
+                    .filter(|p| on_node(p, &name))
+                {
                     if crate::workload::is_ready(pod) {
                         changes.push(Change::MarkPodNotReady {
                             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -214,6 +218,7 @@ pub fn plan(
         }
         for pod in pods
             .iter()
+            .map(|p| p.borrow())
             .filter(|p| on_node(p, &name) && p.metadata.deletion_timestamp.is_none())
         {
             match eviction_time(pod, &no_execute, now) {

@@ -185,6 +185,13 @@ where
         self.store.state().iter().map(|o| (**o).clone()).collect()
     }
 
+    /// Every cached object, shared rather than copied: for a pass that reads a few of many
+    /// (a deep copy of 10,000 pods on every node lifecycle pass took 12% of the leader's CPU
+    /// while the scheduler bench ran).
+    pub fn shared(&self) -> Vec<Arc<K>> {
+        self.store.state()
+    }
+
     /// Clones of the cached objects in these namespaces only, from the namespace index: objects
     /// elsewhere cost nothing. A controller woken by every pod change must not copy, or even
     /// look at, thousands of pods it has no owner for (with 10,000 pods, whole copies by seven

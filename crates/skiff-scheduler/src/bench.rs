@@ -29,6 +29,8 @@ pub struct Report {
     pub scheduled: usize,
     pub unschedulable: usize,
     pub elapsed: Duration,
+    /// Through the API: when the last pod create was acknowledged (the bindings may lag).
+    pub created: Option<Duration>,
 }
 
 impl Report {
@@ -104,6 +106,7 @@ pub fn in_memory(nodes: usize, pods: usize) -> Report {
         scheduled,
         unschedulable,
         elapsed: started.elapsed(),
+        created: None,
     }
 }
 
@@ -202,8 +205,12 @@ async fn run_api(
         })
         .buffer_unordered(64)
         .try_collect::<Vec<_>>();
+    let creating = async {
+        let created = creating.await;
+        (created, started.elapsed())
+    };
     let waiting = wait_bound(pod_api.clone(), pods, timeout);
-    let (created, bound) = tokio::join!(creating, waiting);
+    let ((created, created_after), bound) = tokio::join!(creating, waiting);
     let _ = stop_tx.send(true);
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
@@ -216,6 +223,7 @@ async fn run_api(
         scheduled: bound,
         unschedulable: pods - bound,
         elapsed: started.elapsed(),
+        created: Some(created_after),
     })
 }
 

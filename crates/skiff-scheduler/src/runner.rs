@@ -355,9 +355,14 @@ pub async fn run(
     };
     let mut algorithm = Algorithm::new();
     let binds = Arc::new(Semaphore::new(config.bind_concurrency.max(1)));
+    // Scheduled Events are written after their binding, as many at a time as bindings.
+    let events = Arc::new(Semaphore::new(config.bind_concurrency.max(1)));
     let mut last_flush = Instant::now();
+    let mut inputs_in_row = 0usize;
     loop {
-        // Drain everything that arrived, then schedule one pod.
+        // Take what arrived, then schedule one pod; under a steady stream of events (pods
+        // being created as fast as the API takes them) one pod at least every
+        // INPUTS_PER_POD events, or the queue would only grow while the stream lasts.
         let ready = state.nodes_synced && state.pods_synced;
         let idle = !ready || state.queue.counts().0 == 0;
         let wait = if idle {
@@ -365,6 +370,7 @@ pub async fn run(
         } else {
             Duration::ZERO
         };
+        let mut handled = false;
         tokio::select! {
             biased;
             _ = stop.changed() => return Ok(()),
@@ -372,14 +378,21 @@ pub async fn run(
                 if !state.handle(input) {
                     return Err(Error::FencedOut);
                 }
-                continue;
+                handled = true;
             }
             Some(input) = streams.next() => {
                 state.handle(input);
-                continue;
+                handled = true;
             }
             _ = tokio::time::sleep(wait) => {}
         }
+        if handled {
+            inputs_in_row += 1;
+            if idle || inputs_in_row < INPUTS_PER_POD {
+                continue;
+            }
+        }
+        inputs_in_row = 0;
         if *stop.borrow() {
             return Ok(());
         }
@@ -414,10 +427,25 @@ pub async fn run(
                 let permit = binds.clone().acquire_owned().await;
                 let claims = delayed_claims(&state.snapshot, &pod);
                 let (client, tx, metrics) = (client.clone(), tx.clone(), metrics.clone());
+                let events = events.clone();
                 tokio::spawn(async move {
-                    let _permit = permit;
                     match bind(&client, &pod, &decision.node, &claims).await {
-                        Ok(()) => metrics.attempt("scheduled", started.elapsed().as_secs_f64()),
+                        Ok(()) => {
+                            metrics.attempt("scheduled", started.elapsed().as_secs_f64());
+                            // The pod is bound: the next binding need not wait for its Event.
+                            drop(permit);
+                            let Ok(_event) = events.acquire_owned().await else {
+                                return;
+                            };
+                            if let Err(error) =
+                                record_scheduled(&client, &pod, &decision.node).await
+                            {
+                                tracing::debug!(%error, "the Scheduled event was not recorded");
+                                if fenced(&error) {
+                                    let _ = tx.send(Input::Fenced).await;
+                                }
+                            }
+                        }
                         Err(error) => {
                             metrics.attempt("error", started.elapsed().as_secs_f64());
                             let input = if fenced(&error) {
@@ -457,6 +485,9 @@ pub async fn run(
         }
     }
 }
+
+/// Events taken in a row, while pods wait, before the next pod is scheduled.
+const INPUTS_PER_POD: usize = 4;
 
 fn delayed_claims(snapshot: &Snapshot, pod: &Pod) -> Vec<String> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
@@ -515,6 +546,13 @@ async fn bind(
         &binding,
     )
     .await?;
+    Ok(())
+}
+
+/// The `Scheduled` Event of a bound pod.
+async fn record_scheduled(client: &Client, pod: &Pod, node: &str) -> Result<(), kube::Error> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
     record(
         client,
         pod,

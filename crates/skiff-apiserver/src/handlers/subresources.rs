@@ -120,8 +120,29 @@ pub async fn bind(
         .filter(|n| !n.is_empty())
         .ok_or_else(|| status::Error::bad_request("the Binding has no target.name"))?
         .to_string();
-    for _ in 0..5 {
-        let pod = get_existing(api, ctx, resource).await?;
+    for attempt in 0..5 {
+        // The first try reads this member's replica: the write below is conditional on the
+        // revision read, so a stale read costs a retry, never a wrong binding (a nodeName or
+        // a deletionTimestamp once set stays set). Later tries, and a pod not found locally,
+        // read linearizably. The scheduler binds at a high rate; a read-index round and the
+        // wait for the apply to catch up, per binding, halved its throughput.
+        let pod = if attempt == 0 {
+            match api
+                .objects
+                .get(
+                    resource,
+                    &ctx.info.namespace,
+                    &ctx.info.name,
+                    Freshness::Any,
+                )
+                .await?
+            {
+                Some(pod) => pod,
+                None => continue,
+            }
+        } else {
+            get_existing(api, ctx, resource).await?
+        };
         if let Some(existing) = pod
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)

@@ -36,7 +36,7 @@ async fn pass(ctx: &Context, informers: &Informers, config: &Config) -> Result<O
         config,
         &all_nodes,
         &informers.leases.list(),
-        &informers.pods.list(),
+        &informers.pods.shared(),
         Timestamp::now(),
     );
     let nodes: Api<Node> = Api::all(ctx.client.clone());

@@ -49,7 +49,7 @@ fn fresh_lease_means_no_change_and_a_requeue_at_the_deadline() {
         &config(),
         &[node(json!([]))],
         &[lease("2024-01-01T00:00:30Z")],
-        &[],
+        &[] as &[Pod],
         at("2024-01-01T00:00:50Z"),
     );
     assert!(p.changes.is_empty(), "{:?}", p.changes);
@@ -165,7 +165,7 @@ fn a_new_leader_gives_nodes_a_grace_period() {
         &c,
         &[node(json!([]))],
         &[lease("2024-01-01T00:00:00Z")],
-        &[],
+        &[] as &[Pod],
         at("2024-01-01T01:00:10Z"),
     );
     assert!(p.changes.is_empty());
@@ -181,7 +181,7 @@ fn recovery_removes_the_taints_and_not_ready_nodes_get_not_ready_taints() {
         &config(),
         &[tainted],
         &[lease("2024-01-01T00:00:50Z")],
-        &[],
+        &[] as &[Pod],
         at("2024-01-01T00:01:00Z"),
     );
     let taints = p
@@ -209,7 +209,7 @@ fn recovery_removes_the_taints_and_not_ready_nodes_get_not_ready_taints() {
         &config(),
         &[sick],
         &[lease("2024-01-01T00:00:50Z")],
-        &[],
+        &[] as &[Pod],
         at("2024-01-01T00:01:00Z"),
     );
     let taints = p

@@ -24,8 +24,12 @@ pub struct Args {
 }
 
 fn show(mode: &str, r: &skiff_scheduler::bench::Report) {
+    let created = r
+        .created
+        .map(|d| format!(" (all created after {:.2}s)", d.as_secs_f64()))
+        .unwrap_or_default();
     println!(
-        "{mode:<10} nodes={} pods={} scheduled={} unschedulable={} elapsed={:.2}s pods/s={:.0}",
+        "{mode:<10} nodes={} pods={} scheduled={} unschedulable={} elapsed={:.2}s pods/s={:.0}{created}",
         r.nodes,
         r.pods,
         r.scheduled,
