@@ -358,11 +358,8 @@ pub async fn run(
     // Scheduled Events are written after their binding, as many at a time as bindings.
     let events = Arc::new(Semaphore::new(config.bind_concurrency.max(1)));
     let mut last_flush = Instant::now();
-    let mut inputs_in_row = 0usize;
     loop {
-        // Take what arrived, then schedule one pod; under a steady stream of events (pods
-        // being created as fast as the API takes them) one pod at least every
-        // INPUTS_PER_POD events, or the queue would only grow while the stream lasts.
+        // Drain everything that arrived, then schedule one pod.
         let ready = state.nodes_synced && state.pods_synced;
         let idle = !ready || state.queue.counts().0 == 0;
         let wait = if idle {
@@ -370,7 +367,6 @@ pub async fn run(
         } else {
             Duration::ZERO
         };
-        let mut handled = false;
         tokio::select! {
             biased;
             _ = stop.changed() => return Ok(()),
@@ -378,21 +374,14 @@ pub async fn run(
                 if !state.handle(input) {
                     return Err(Error::FencedOut);
                 }
-                handled = true;
+                continue;
             }
             Some(input) = streams.next() => {
                 state.handle(input);
-                handled = true;
+                continue;
             }
             _ = tokio::time::sleep(wait) => {}
         }
-        if handled {
-            inputs_in_row += 1;
-            if idle || inputs_in_row < INPUTS_PER_POD {
-                continue;
-            }
-        }
-        inputs_in_row = 0;
         if *stop.borrow() {
             return Ok(());
         }
@@ -485,9 +474,6 @@ pub async fn run(
         }
     }
 }
-
-/// Events taken in a row, while pods wait, before the next pod is scheduled.
-const INPUTS_PER_POD: usize = 4;
 
 fn delayed_claims(snapshot: &Snapshot, pod: &Pod) -> Vec<String> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();

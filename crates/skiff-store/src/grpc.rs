@@ -42,7 +42,7 @@ pub fn router(store: &Store, ca: &Ca, member: &Issued) -> Result<Router, tonic::
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     Ok(Server::builder()
         .tls_config(tls)?
-        .tcp_nodelay(true)
+        // TCP_NODELAY is set by `incoming`: tonic ignores the builder's for our own listener.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
         .add_service(raft)
         .add_service(admin)
